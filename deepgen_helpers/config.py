@@ -1,0 +1,153 @@
+"""Run mode, device, seeds and the environment report: the one place a lesson's settings come from.
+
+Every lesson's setup cell calls :func:`setup`, which reads the run mode from the ``DEEPGEN_MODE``
+environment variable, picks a device, seeds every random number generator and prints a short report.
+
+Run modes (COURSE.md section 5):
+
+* ``fast``: tiny data and a few steps. The test suite uses it; a lesson finishes in seconds.
+* ``default``: what a learner runs on a CPU laptop; a few minutes per lesson, recognisable results.
+
+On a GPU the same code path runs with bigger budgets (see :meth:`RunConfig.pick`).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+#: The repository's public address. Colab badges and setup cells are generated from it
+#: (``python -m deepgen_helpers.publish``), so a fork changes this one line and re-runs that command.
+REPO_URL = "https://github.com/deepgen-course/deepgen"
+#: The branch Colab badges point at.
+REPO_BRANCH = "main"
+
+MODE_ENV = "DEEPGEN_MODE"
+DEVICE_ENV = "DEEPGEN_DEVICE"
+DATA_ENV = "DEEPGEN_DATA"
+MODES = ("fast", "default")
+
+
+def repo_root() -> Path:
+    """The folder that holds ``deepgen_helpers/``, ``data/`` and ``notebooks/``."""
+    return Path(__file__).resolve().parent.parent
+
+
+def data_dir() -> Path:
+    """The bundled data folder: ``$DEEPGEN_DATA`` when set, else ``<repo>/data``."""
+    override = os.environ.get(DATA_ENV)
+    return Path(override).expanduser().resolve() if override else repo_root() / "data"
+
+
+def get_mode() -> str:
+    """The run mode from ``$DEEPGEN_MODE`` (``fast`` or ``default``; unset means ``default``)."""
+    mode = os.environ.get(MODE_ENV, "default").strip().lower() or "default"
+    if mode not in MODES:
+        raise ValueError(
+            f"{MODE_ENV}={mode!r} is not a run mode. Use one of {MODES}, "
+            f"for example `export {MODE_ENV}=fast`, or unset it for the default mode."
+        )
+    return mode
+
+
+def get_device(prefer: Optional[str] = None) -> torch.device:
+    """Choose the device: ``prefer`` or ``$DEEPGEN_DEVICE`` if given, else CUDA > MPS > CPU.
+
+    Raises ``ValueError`` when the requested device is not available here.
+    """
+    wanted = (prefer or os.environ.get(DEVICE_ENV, "")).strip().lower()
+    if wanted:
+        if wanted.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"Device {wanted!r} was requested but CUDA is not available here; use 'cpu' or unset {DEVICE_ENV}.")
+        if wanted == "mps" and not _mps_available():
+            raise ValueError(f"Device 'mps' was requested but Apple MPS is not available here; use 'cpu' or unset {DEVICE_ENV}.")
+        if not (wanted.startswith("cuda") or wanted in ("mps", "cpu")):
+            raise ValueError(f"Unknown device {wanted!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+        return torch.device(wanted)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and PyTorch (all devices); return a CPU ``torch.Generator`` seeded the same way."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What :func:`setup` decided: run mode, device and seed."""
+
+    mode: str
+    device: torch.device
+    seed: int
+
+    @property
+    def fast(self) -> bool:
+        return self.mode == "fast"
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.device.type in ("cuda", "mps")
+
+    def pick(self, fast: Any, default: Any, gpu: Any = None) -> Any:
+        """Choose a budget by mode: ``fast`` in fast mode, ``gpu`` (if given) on a GPU, else ``default``."""
+        if self.fast:
+            return fast
+        if self.on_gpu and gpu is not None:
+            return gpu
+        return default
+
+
+def environment_report(run: Optional[RunConfig] = None) -> dict:
+    """Facts a learner (or a bug report) needs: versions, device, threads, mode, data folder."""
+    import matplotlib
+
+    report = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(terse=True),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "matplotlib": matplotlib.__version__,
+        "cpu threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available",
+        "mps": "available" if _mps_available() else "not available",
+        "data folder": str(data_dir()),
+    }
+    if run is not None:
+        report.update({"mode": run.mode, "device": str(run.device), "seed": run.seed})
+    return report
+
+
+def setup(seed: int = 0, device: Optional[str] = None, quiet: bool = False) -> RunConfig:
+    """Read the run mode, choose the device, seed everything and print the environment report.
+
+    Call it once in a lesson's setup cell: ``run = setup(seed=0)``. Re-running it re-seeds.
+    """
+    run = RunConfig(mode=get_mode(), device=get_device(device), seed=seed)
+    seed_everything(seed)
+    if not quiet:
+        report = environment_report(run)
+        width = max(len(k) for k in report)
+        for key, value in report.items():
+            print(f"{key:<{width}} : {value}")
+    return run

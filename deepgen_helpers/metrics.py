@@ -1,0 +1,134 @@
+"""Evaluation metrics the lessons teach: likelihood units, FID, class accuracy and class-histogram entropy.
+
+FID (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
+Eq. 6 of the NeurIPS version) fits a Gaussian to the features of each image set and measures
+
+    d^2 = ||mu_1 - mu_2||^2 + Tr(C_1 + C_2 - 2 (C_1 C_2)^{1/2}).
+
+The usual FID uses Inception-v3 features of ImageNet-sized colour images; the course uses the features of
+its own small classifier (``deepgen_helpers.classifier``), so its numbers are comparable within the course
+only, not with published FIDs.
+"""
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import torch
+
+from .classifier import load_classifier
+
+LN2 = math.log(2.0)
+
+
+def nats_to_bits(nats: float) -> float:
+    """Convert a log-likelihood or loss from nats (natural log) to bits (log base 2)."""
+    return nats / LN2
+
+
+def bits_per_dim(nll_nats: float, n_dims: int) -> float:
+    """Negative log-likelihood of one example, in nats, expressed as bits per dimension: ``nll / (D ln 2)``."""
+    if n_dims <= 0:
+        raise ValueError(f"n_dims must be positive, got {n_dims}.")
+    return nll_nats / (n_dims * LN2)
+
+
+def _check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}.")
+    if images.dim() == 2 and images.shape[1] == 784:
+        images = images.view(-1, 1, 28, 28)
+    if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
+        raise ValueError(f"{name} must have shape (N, 1, 28, 28) (or (N, 784)), got {tuple(images.shape)}.")
+    if images.numel() and (images.min() < -1e-3 or images.max() > 1 + 1e-3):
+        raise ValueError(f"{name} must hold pixel values in [0, 1]; got range [{images.min():.2f}, {images.max():.2f}]. "
+                         "If your model outputs [-1, 1], pass (x + 1) / 2.")
+    return images.float()
+
+
+@torch.no_grad()
+def classifier_features(images: torch.Tensor, dataset: str = "mnist", batch_size: int = 1000) -> torch.Tensor:
+    """Penultimate features ``(N, 128)`` of the course classifier for ``images`` ``(N, 1, 28, 28)`` in [0, 1]."""
+    images = _check_images(images)
+    model = load_classifier(dataset)
+    return torch.cat([model.features(images[i:i + batch_size].cpu()) for i in range(0, len(images), batch_size)])
+
+
+@torch.no_grad()
+def predict(images: torch.Tensor, dataset: str = "mnist", batch_size: int = 1000) -> torch.Tensor:
+    """Class predicted by the course classifier for each image: int64 ``(N,)``."""
+    images = _check_images(images)
+    model = load_classifier(dataset)
+    return torch.cat([model(images[i:i + batch_size].cpu()).argmax(1) for i in range(0, len(images), batch_size)])
+
+
+def gaussian_stats(features: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Mean ``(F,)`` and unbiased covariance ``(F, F)`` of ``features`` ``(N, F)``, in float64."""
+    if features.dim() != 2 or features.shape[0] < 2:
+        raise ValueError(f"features must have shape (N, F) with N >= 2, got {tuple(features.shape)}.")
+    f = features.double()
+    mu = f.mean(0)
+    centred = f - mu
+    return mu, centred.T @ centred / (f.shape[0] - 1)
+
+
+def _sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
+    """Square root of a symmetric positive semi-definite matrix via its eigendecomposition."""
+    vals, vecs = torch.linalg.eigh(c)
+    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
+
+
+def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, cov2: torch.Tensor) -> float:
+    """Fréchet distance between N(mu1, cov1) and N(mu2, cov2) (Dowson & Landau 1982).
+
+    ``Tr((C1 C2)^{1/2})`` is computed as the sum of the square roots of the eigenvalues of the symmetric PSD
+    matrix ``C1^{1/2} C2 C1^{1/2}``, which has the same eigenvalues as ``C1 C2`` and is numerically safer.
+    """
+    s1 = _sqrtm_psd(cov1.double())
+    middle = s1 @ cov2.double() @ s1
+    tr_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
+    d2 = (mu1.double() - mu2.double()).pow(2).sum() + cov1.double().trace() + cov2.double().trace() - 2 * tr_sqrt
+    return float(d2.clamp_min(0))
+
+
+def fid_from_features(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
+    """FID between two sets of features ``(N_a, F)`` and ``(N_b, F)``."""
+    if features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(f"feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}.")
+    return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
+
+
+def fid(images_a: torch.Tensor, images_b: torch.Tensor, dataset: str = "mnist") -> float:
+    """FID between two image sets ``(N, 1, 28, 28)`` in [0, 1], on the course classifier's features.
+
+    Use at least a few hundred images per set (the features have 128 dimensions); the estimate is biased
+    upwards for small sets, so compare FIDs computed with the same number of images.
+    """
+    return fid_from_features(classifier_features(images_a, dataset), classifier_features(images_b, dataset))
+
+
+def class_accuracy(images: torch.Tensor, labels: torch.Tensor, dataset: str = "mnist") -> float:
+    """Fraction of ``images`` that the course classifier assigns to the intended ``labels`` ``(N,)``.
+
+    For a conditional generator, ``labels`` are the classes it was asked to draw.
+    """
+    labels = torch.as_tensor(labels).cpu()
+    if labels.shape != (len(images),):
+        raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}.")
+    return float((predict(images, dataset) == labels).float().mean())
+
+
+def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
+    """Entropy in nats of the histogram of ``labels`` ``(N,)``: log(n_classes) when every class is equally common,
+    0 when all are the same class (mode collapse)."""
+    labels = torch.as_tensor(labels)
+    if labels.numel() == 0:
+        raise ValueError("labels is empty.")
+    p = torch.bincount(labels.long().flatten(), minlength=n_classes).double()
+    p = p[p > 0] / p.sum()
+    return float(-(p * p.log()).sum())
+
+
+def sample_class_entropy(images: torch.Tensor, dataset: str = "mnist") -> float:
+    """Diversity of generated ``images``: the entropy (nats) of the course classifier's predicted-class histogram."""
+    return class_entropy(predict(images, dataset))

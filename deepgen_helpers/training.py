@@ -1,0 +1,120 @@
+"""Plumbing for the training loops that lessons write themselves: progress bars, loss history, live plots,
+and load-or-train for shipped checkpoints. The loop, the loss and the optimiser step stay in the lesson."""
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from typing import Callable, Dict, Iterable, List, Optional
+
+import numpy as np
+from torch import nn
+from tqdm import tqdm as plain_tqdm
+from tqdm.auto import tqdm
+
+from . import checkpoints
+
+RETRAIN_ENV = "DEEPGEN_RETRAIN"
+
+
+def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "", **kwargs):
+    """A progress bar (``tqdm.auto``: a widget in notebooks, text in a terminal). Use ``bar.set_postfix(loss=...)``."""
+    if os.environ.get("DEEPGEN_PLAIN_PROGRESS"):  # headless runs (tests, stored outputs): plain text, no widget
+        import sys
+
+        return plain_tqdm(iterable, total=total, desc=desc, mininterval=2.0, file=sys.stdout, **kwargs)
+    return tqdm(iterable, total=total, desc=desc, mininterval=0.5, **kwargs)
+
+
+class LossHistory:
+    """Named series of values logged during training, with an optional live plot in a notebook.
+
+    >>> history = LossHistory()
+    >>> history.log(loss=0.7, kl=0.1)
+    >>> history.mean("loss")
+    0.7
+    """
+
+    def __init__(self, live_every: int = 0, smooth: int = 1, title: str = "training loss", logy: bool = False):
+        self.values: Dict[str, List[float]] = defaultdict(list)
+        self.live_every = live_every
+        self.smooth = smooth
+        self.title = title
+        self.logy = logy
+        self._handle = None
+        self._fig = None
+        self._count = 0
+
+    def log(self, **values: float) -> None:
+        """Append one value per name (tensors are converted with ``float``); refresh the live plot if due."""
+        for name, value in values.items():
+            self.values[name].append(float(value))
+        self._count += 1
+        if self.live_every and self._count % self.live_every == 0:
+            self._draw()
+
+    def mean(self, name: str, last: Optional[int] = None) -> float:
+        """Mean of series ``name`` (of its last ``last`` values if given)."""
+        if name not in self.values:
+            raise KeyError(f"No series {name!r}; logged series are {sorted(self.values)}.")
+        v = self.values[name][-last:] if last else self.values[name]
+        return float(np.mean(v))
+
+    def __len__(self) -> int:
+        return self._count
+
+    def plot(self, ax=None, names: Optional[List[str]] = None, **kwargs):
+        """Plot the series (all, or ``names``) with :func:`deepgen_helpers.plotting.plot_losses`; returns the axes."""
+        from .plotting import plot_losses
+
+        series = {k: v for k, v in self.values.items() if names is None or k in names}
+        kwargs.setdefault("smooth", self.smooth)
+        kwargs.setdefault("title", self.title)
+        kwargs.setdefault("logy", self.logy)
+        return plot_losses(series, ax=ax, **kwargs)
+
+    def _draw(self) -> None:
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        from matplotlib.figure import Figure
+
+        if self._fig is None:
+            self._fig = Figure(figsize=(6, 3.2))
+        self._fig.clear()
+        ax = self._fig.add_subplot()
+        self.plot(ax=ax)
+        self._fig.tight_layout()
+        if self._handle is None:
+            self._handle = display(self._fig, display_id=True)
+        else:
+            self._handle.update(self._fig)
+
+    def finish(self) -> None:
+        """Draw the final state of the live plot (call once after the loop)."""
+        if self.live_every:
+            self._draw()
+
+
+def load_or_train(name: str, model: nn.Module, train_fn: Callable[[nn.Module], Optional[dict]],
+                  retrain: Optional[bool] = None) -> dict:
+    """Load shipped checkpoint ``name`` into ``model`` if there is one; otherwise call ``train_fn(model)``.
+
+    Set ``retrain=True`` (or the environment variable ``DEEPGEN_RETRAIN=1``) to train even when a checkpoint
+    exists. Returns ``{"source": "checkpoint" | "trained", ...}`` with the checkpoint's metadata or what
+    ``train_fn`` returned.
+    """
+    if retrain is None:
+        retrain = os.environ.get(RETRAIN_ENV, "") not in ("", "0", "false", "False")
+    if not retrain and name in checkpoints.read_manifest():
+        payload = checkpoints.load_shipped(name, model)
+        entry = checkpoints.read_manifest()[name]
+        print(f"Loaded shipped checkpoint {name!r} ({entry['bytes'] / 1e6:.1f} MB, trained in "
+              f"{entry['wall_seconds']:.0f} s on {entry['device']}; quality {entry['quality']}).")
+        return {"source": "checkpoint", **payload["metadata"], "quality": entry["quality"]}
+    print(f"Training {type(model).__name__} from scratch" + (" (retrain requested)." if retrain else " (no shipped checkpoint)."))
+    info = train_fn(model) or {}
+    return {"source": "trained", **info}
