@@ -1,7 +1,9 @@
 """Run a lesson's own definitions outside the notebook, so tests and training scripts use the lesson's classes.
 
 Cells tagged ``lesson-model`` (cell metadata ``tags``) hold a lesson's model, loss and helper definitions; they
-must only define things (no training, no data loading), so executing them is fast.
+must only define things (no training, no data loading), so executing them is fast. They may use the standard
+imports of a setup cell (``math``, ``dataclass``, ``field``, ``Optional``, ``Tuple``, ``List``, ``torch``, ``nn``, ``F``);
+anything else they need they import themselves.
 """
 from pathlib import Path
 
@@ -18,6 +20,9 @@ def lesson_namespace(stem: str, tag: str = "lesson-model") -> dict:
     if not cells:
         raise AssertionError(f"{path.name} has no code cell tagged {tag!r}")
     namespace: dict = {"__name__": f"lesson_{stem}"}
+    # the imports every lesson's setup cell makes, so definitions run as they do in the notebook
+    exec("import math\nfrom dataclasses import dataclass, field\nfrom typing import Optional, Tuple, List\n"
+         "import torch\nimport torch.nn.functional as F\nfrom torch import nn", namespace)
     for cell in cells:
         exec(compile(cell.source, f"{path.name}:{cell.get('id')}", "exec"), namespace)
     return namespace

@@ -104,7 +104,7 @@ def execute(path: Path, mode: str = "default", timeout: int = 1800) -> float:
     os.environ[MODE_ENV] = mode
     os.environ[PLAIN_PROGRESS_ENV] = "1"
     start = time.time()
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False, store_widget_state=False,
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     clean_outputs(nb)
     nbformat.write(nb, str(path))

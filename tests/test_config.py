@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from deepgen_helpers import config
+
+
+def test_mode_defaults_and_reads_env(monkeypatch):
+    monkeypatch.delenv(config.MODE_ENV, raising=False)
+    assert config.get_mode() == "default"
+    monkeypatch.setenv(config.MODE_ENV, "FAST")
+    assert config.get_mode() == "fast"
+
+
+def test_unknown_mode_names_the_value_and_the_choices(monkeypatch):
+    monkeypatch.setenv(config.MODE_ENV, "turbo")
+    with pytest.raises(ValueError, match="turbo.*fast"):
+        config.get_mode()
+
+
+def test_device_override_and_errors(monkeypatch):
+    monkeypatch.delenv(config.DEVICE_ENV, raising=False)
+    assert config.get_device("cpu") == torch.device("cpu")
+    monkeypatch.setenv(config.DEVICE_ENV, "cpu")
+    assert config.get_device() == torch.device("cpu")
+    with pytest.raises(ValueError, match="Unknown device"):
+        config.get_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            config.get_device("cuda")
+
+
+def test_seed_everything_is_reproducible():
+    config.seed_everything(3)
+    a = torch.randn(5)
+    config.seed_everything(3)
+    assert torch.equal(a, torch.randn(5))
+    with pytest.raises(ValueError):
+        config.seed_everything(-1)
+
+
+def test_setup_and_pick(monkeypatch, capsys):
+    monkeypatch.setenv(config.MODE_ENV, "fast")
+    run = config.setup(seed=1, device="cpu")
+    out = capsys.readouterr().out
+    assert "mode" in out and "torch" in out and "fast" in out
+    assert run.fast and run.pick(fast=1, default=2, gpu=3) == 1
+    default_run = config.RunConfig("default", torch.device("cpu"), 0)
+    assert default_run.pick(fast=1, default=2, gpu=3) == 2
+    assert config.RunConfig("default", torch.device("cuda"), 0).pick(fast=1, default=2, gpu=3) == 3
+    assert config.RunConfig("default", torch.device("cuda"), 0).pick(fast=1, default=2) == 2
+
+
+def test_data_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv(config.DATA_ENV, str(tmp_path))
+    assert config.data_dir() == tmp_path.resolve()

@@ -1,0 +1,125 @@
+import gzip
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from deepgen_helpers import data
+from deepgen_helpers.config import DATA_ENV, data_dir
+
+
+def test_every_bundled_file_matches_the_manifest():
+    files = json.loads((data_dir() / "manifest.json").read_text())["files"]
+    assert {"mnist/train-images-idx3-ubyte.gz", "fashion_mnist/t10k-labels-idx1-ubyte.gz",
+            "quijote/quijote.txt", "tinyshakespeare/input.txt", "names/names.txt"} <= set(files)
+    for rel in files:
+        assert data.verify_file(rel).exists()
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist"])
+def test_image_datasets_have_the_published_shapes_and_counts(name):
+    x, y = data.load_images(name, "test")
+    assert x.shape == (10000, 1, 28, 28) and x.dtype == torch.float32
+    assert y.shape == (10000,) and y.dtype == torch.int64
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    counts = torch.bincount(y, minlength=10)
+    assert counts.sum() == 10000 and (counts > 850).all()
+    xt, yt = data.load_images(name, "train", n=500)
+    assert xt.shape == (500, 1, 28, 28) and len(torch.unique(yt)) == 10
+
+
+def test_mnist_known_values():
+    # SOURCES.md: MNIST test class counts, and train[0] is a 5, test[0] is a 7
+    _, y = data.load_mnist("test")
+    assert torch.bincount(y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert data.load_mnist("test")[1][0] == 7
+    x, y = data.load_mnist("train")
+    assert y[0] == 5 and len(y) == 60000
+
+
+def test_binarisation():
+    x, _ = data.load_mnist("test", n=100, binarize="threshold")
+    assert set(torch.unique(x).tolist()) <= {0.0, 1.0}
+    a, _ = data.load_mnist("test", n=100, binarize="sample", seed=1)
+    b, _ = data.load_mnist("test", n=100, binarize="sample", seed=1)
+    assert torch.equal(a, b) and set(torch.unique(a).tolist()) <= {0.0, 1.0}
+    with pytest.raises(ValueError, match="binarize"):
+        data.load_mnist("test", binarize="otsu")
+
+
+def test_unknown_names_list_the_available_ones():
+    with pytest.raises(data.DataError, match="Available.*mnist"):
+        data.load_images("cifar10")
+    with pytest.raises(data.DataError, match="'train' or 'test'"):
+        data.load_images("mnist", "valid")
+    with pytest.raises(data.DataError, match="quijote"):
+        data.load_text("hamlet")
+    with pytest.raises(data.DataError, match="spirals"):
+        data.make_toy_2d("swissroll")
+
+
+def _copy_data(tmp_path, rel):
+    (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(data_dir() / "manifest.json", tmp_path / "manifest.json")
+    shutil.copy(data_dir() / rel, tmp_path / rel)
+
+
+def test_corrupted_file_gives_a_clear_error(tmp_path):
+    rel = "names/names.txt"
+    _copy_data(tmp_path, rel)
+    with open(tmp_path / rel, "ab") as fh:
+        fh.write(b"tampered\n")
+    with pytest.raises(data.DataError, match="corrupted.*git checkout"):
+        data.verify_file(rel, root=tmp_path)
+
+
+def test_missing_file_gives_a_clear_error(tmp_path, monkeypatch):
+    shutil.copy(data_dir() / "manifest.json", tmp_path / "manifest.json")
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    with pytest.raises(data.DataError, match="missing.*never downloads"):
+        data.load_text("names")
+
+
+def test_read_idx_roundtrip_and_truncation(tmp_path):
+    arr = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    header = bytes([0, 0, 0x08, 3]) + b"".join(int(d).to_bytes(4, "big") for d in arr.shape)
+    good = tmp_path / "ok-idx3-ubyte.gz"
+    good.write_bytes(gzip.compress(header + arr.tobytes()))
+    assert np.array_equal(data.read_idx(good), arr)
+    bad = tmp_path / "short-idx3-ubyte.gz"
+    bad.write_bytes(gzip.compress(header + arr.tobytes()[:-3]))
+    with pytest.raises(data.DataError, match="truncated"):
+        data.read_idx(bad)
+    junk = tmp_path / "junk.gz"
+    junk.write_bytes(gzip.compress(b"hello world"))
+    with pytest.raises(data.DataError, match="not an IDX"):
+        data.read_idx(junk)
+
+
+def test_text_corpora():
+    q = data.load_text("quijote")
+    assert len(q) == 2_110_705 and "En un lugar de la Mancha" in q
+    s = data.load_text("tinyshakespeare")
+    assert len(s) == 1_115_394 and s.startswith("First Citizen:")
+    names = data.load_names()
+    assert len(names) == 32033 and names[:3] == ["emma", "olivia", "ava"]
+
+
+@pytest.mark.parametrize("name", data.TOY_DATASETS)
+def test_toy_2d(name):
+    x = data.make_toy_2d(name, n=2000, seed=0)
+    assert x.shape == (2000, 2) and x.dtype == torch.float32
+    assert x.abs().max() < 5
+    assert torch.equal(x, data.make_toy_2d(name, n=2000, seed=0))
+    assert not torch.equal(x, data.make_toy_2d(name, n=2000, seed=1))
+
+
+def test_gaussian_mixture_has_eight_modes_on_a_circle():
+    x = data.make_toy_2d("gaussian_mixture", n=4000, noise=0.05)
+    radius = x.norm(dim=1)
+    assert torch.allclose(radius.mean(), torch.tensor(3.0), atol=0.05)
+    angles = torch.atan2(x[:, 1], x[:, 0])
+    k = torch.round(angles / (2 * np.pi / 8)) % 8
+    assert len(torch.unique(k)) == 8
