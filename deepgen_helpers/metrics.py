@@ -126,7 +126,7 @@ def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
         raise ValueError("labels is empty.")
     p = torch.bincount(labels.long().flatten(), minlength=n_classes).double()
     p = p[p > 0] / p.sum()
-    return float(-(p * p.log()).sum())
+    return float(-(p * p.log()).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 def sample_class_entropy(images: torch.Tensor, dataset: str = "mnist") -> float:

@@ -92,7 +92,7 @@ def clean_outputs(nb) -> None:
             data = out.get("data")
             if data and "application/vnd.jupyter.widget-view+json" in data:
                 data.pop("application/vnd.jupyter.widget-view+json")
-                data.setdefault("text/plain", "(interactive widget: run the notebook to use it)")
+                data["text/plain"] = "(interactive widget: run the notebook to use it)"
 
 
 def execute(path: Path, mode: str = "default", timeout: int = 1800) -> float:

@@ -47,6 +47,8 @@ class LossHistory:
     def log(self, **values: float) -> None:
         """Append one value per name (tensors are converted with ``float``); refresh the live plot if due."""
         for name, value in values.items():
+            if hasattr(value, "detach"):
+                value = value.detach()
             self.values[name].append(float(value))
         self._count += 1
         if self.live_every and self._count % self.live_every == 0:

@@ -52,4 +52,4 @@ def test_clean_outputs_drops_widget_state_and_views():
     nb.cells = [cell]
     publish.clean_outputs(nb)
     assert "widgets" not in nb.metadata and "execution" not in cell.metadata
-    assert cell.outputs[0]["data"] == {"text/plain": "bar"}
+    assert cell.outputs[0]["data"] == {"text/plain": "(interactive widget: run the notebook to use it)"}

@@ -59,8 +59,9 @@ def test_stored_outputs_are_clean(path):
             if out["output_type"] == "stream" and out["name"] == "stderr":
                 assert not re.search(r"Warning|Traceback", "".join(out["text"])), f"warning in stored stderr ({cell.get('id')})"
         src = _src(cell)
-        if cell["cell_type"] == "code" and "torch.load(" in src:
-            assert "weights_only=True" in src
+        loads_checkpoint = "torch.load" + "(" in src
+        if cell["cell_type"] == "code" and loads_checkpoint:
+            assert "weights_only=True" in src, "load checkpoints with weights_only=True"
 
 
 def test_badges_and_colab_blocks_are_in_sync():

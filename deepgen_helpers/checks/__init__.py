@@ -49,12 +49,29 @@ def _short(value: Any) -> str:
     return repr(value)[:120]
 
 
+class CheckResult:
+    """Pass/fail of a checker: true or false in ``assert`` and ``if``, and shows nothing in a notebook
+    (the checker has already printed its verdict)."""
+
+    def __init__(self, passed: bool):
+        self.passed = bool(passed)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"CheckResult(passed={self.passed})"
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
 def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "",
-               atol: float = 1e-5, rtol: float = 1e-4, compare: Optional[Callable[[Any, Any], bool]] = None) -> bool:
+               atol: float = 1e-5, rtol: float = 1e-4, compare: Optional[Callable[[Any, Any], bool]] = None) -> CheckResult:
     """Run ``fn`` on every case; print one line of verdict (and the first failure with a hint); return pass/fail."""
     if not callable(fn):
         print(f"❌ {title}: expected a function, got {type(fn).__name__}. Pass the function itself, without ().")
-        return False
+        return CheckResult(False)
     compare = compare or (lambda got, exp: _close(got, exp, atol, rtol))
     for i, case in enumerate(cases, 1):
         label = case.description or f"case {i}"
@@ -62,20 +79,20 @@ def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "",
             got = fn(*case.args, **case.kwargs)
         except NotImplementedError:
             print(f"❌ {title}: not implemented yet (the function raises NotImplementedError).")
-            return False
+            return CheckResult(False)
         except Exception as exc:  # the learner's code may raise anything; report it kindly
             where = traceback.extract_tb(exc.__traceback__)[-1]
             print(f"❌ {title}: {label} raised {type(exc).__name__}: {exc} (line {where.lineno}).")
             if hint:
                 print(f"   Hint: {hint}")
-            return False
+            return CheckResult(False)
         if not compare(got, case.expected):
             print(f"❌ {title}: {label} failed.\n   expected {_short(case.expected)}\n   got      {_short(got)}")
             if hint:
                 print(f"   Hint: {hint}")
-            return False
+            return CheckResult(False)
     print(f"✅ {title}: all {len(cases)} hidden cases pass.")
-    return True
+    return CheckResult(True)
 
 
 def seeded(seed: int) -> torch.Generator:

@@ -6,10 +6,10 @@ from typing import Callable
 
 import torch
 
-from . import Case, run_checks, seeded as _g
+from . import Case, CheckResult, run_checks, seeded as _g
 
 # ----------------------------------------------------------------------------------------------------------
-def check_count_per_class(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def check_count_per_class(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(labels (N,) int64) -> counts (10,) int64``: how many examples of each class 0-9."""
     cases = [
         Case((torch.tensor([0, 1, 1, 9]),), torch.tensor([1, 2, 0, 0, 0, 0, 0, 0, 0, 1]), "four labels"),
@@ -19,7 +19,7 @@ def check_count_per_class(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     return run_checks("count_per_class", fn, cases, hint="torch.bincount(labels, minlength=10) counts every class, even absent ones.")
 
 
-def check_to_symmetric(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def check_to_symmetric(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(x in [0, 1]) -> x in [-1, 1]``, the linear map 0 -> -1, 1 -> 1."""
     x = torch.rand(2, 1, 4, 4, generator=_g(2))
     cases = [
@@ -29,7 +29,7 @@ def check_to_symmetric(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
     return run_checks("to_symmetric", fn, cases, hint="A line through (0, -1) and (1, 1): y = 2x - 1.")
 
 
-def check_seeded_noise(fn: Callable[[int], torch.Tensor]) -> bool:
+def check_seeded_noise(fn: Callable[[int], torch.Tensor]) -> CheckResult:
     """``fn(seed) -> (16, 2)`` standard-normal noise that depends only on ``seed``."""
     def compare(got, exp):
         return isinstance(got, torch.Tensor) and got.shape == (16, 2) and torch.equal(got, exp)
@@ -45,7 +45,7 @@ def check_seeded_noise(fn: Callable[[int], torch.Tensor]) -> bool:
         b = fn(5)
         if not torch.equal(a, b):
             print("❌ seeded_noise: the result changes with the global seed; use a local torch.Generator.")
-            return False
+            return CheckResult(False)
     return ok
 
 

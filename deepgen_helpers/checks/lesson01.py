@@ -6,10 +6,10 @@ from typing import Callable
 
 import torch
 
-from . import Case, run_checks, seeded as _g
+from . import Case, CheckResult, run_checks, seeded as _g
 
 # ----------------------------------------------------------------------------------------------------------
-def check_diag_gaussian_log_prob(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_diag_gaussian_log_prob(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(x (N, D), mu (D,), log_sigma (D,)) -> (N,)``: log N(x; mu, diag(sigma^2)) summed over D."""
     cases = []
     for seed, d in ((3, 2), (4, 5)):
@@ -23,7 +23,7 @@ def check_diag_gaussian_log_prob(fn: Callable[[torch.Tensor, torch.Tensor, torch
                       hint="Per dimension: -0.5*log(2*pi) - log_sigma - 0.5*((x - mu)/sigma)**2, then .sum(-1).")
 
 
-def check_bernoulli_log_likelihood(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_bernoulli_log_likelihood(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(x (N, D) in {0,1}, p (D,) in (0,1)) -> (N,)``: sum_d x log p + (1-x) log(1-p), in nats."""
     g = _g(5)
     x = (torch.rand(6, 10, generator=g) < 0.5).float()
@@ -39,7 +39,7 @@ def check_bernoulli_log_likelihood(fn: Callable[[torch.Tensor, torch.Tensor], to
                       hint="Each pixel contributes log p where it is 1 and log(1 - p) where it is 0; sum over the last dim.")
 
 
-def check_bits_per_dim(fn: Callable[[float, int], float]) -> bool:
+def check_bits_per_dim(fn: Callable[[float, int], float]) -> CheckResult:
     """``fn(nll_nats, n_dims) -> bits per dimension``."""
     cases = [
         Case((784 * math.log(2), 784), 1.0, "784 nats*ln2 over 784 pixels is 1 bit each"),
