@@ -29,10 +29,17 @@ def _github_path() -> str:
     return REPO_URL.rstrip("/").split("github.com/")[-1]
 
 
+COLAB_URL_RE = re.compile(r"https://colab\.research\.google\.com/github/[^)\s]*?/blob/[^/)\s]+/(notebooks/[^)\s]+\.ipynb)")
+
+
+def colab_url(relpath: str) -> str:
+    """The Colab address that opens the notebook at ``relpath`` (relative to the repo root) from GitHub."""
+    return f"https://colab.research.google.com/github/{_github_path()}/blob/{REPO_BRANCH}/{relpath}"
+
+
 def colab_badge(relpath: str) -> str:
     """Markdown for the "Open in Colab" badge of the notebook at ``relpath`` (relative to the repo root)."""
-    url = f"https://colab.research.google.com/github/{_github_path()}/blob/{REPO_BRANCH}/{relpath}"
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(relpath)})"
 
 
 def colab_block() -> str:
@@ -55,7 +62,7 @@ def _notebooks() -> List[Path]:
 
 
 def sync(check: bool = False) -> List[str]:
-    """Rewrite badges and Colab blocks in every notebook; return the notebooks that were (or would be) changed."""
+    """Rewrite badges and Colab blocks in every notebook and the README's Colab links; return what changed."""
     import nbformat
 
     changed = []
@@ -80,6 +87,14 @@ def sync(check: bool = False) -> List[str]:
             changed.append(rel)
             if not check:
                 nbformat.write(nb, str(path))
+    readme = repo_root() / "README.md"
+    if readme.exists():
+        text = readme.read_text()
+        new = COLAB_URL_RE.sub(lambda m: colab_url(m.group(1)), text)
+        if new != text:
+            changed.append("README.md")
+            if not check:
+                readme.write_text(new)
     return changed
 
 

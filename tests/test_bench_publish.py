@@ -53,3 +53,14 @@ def test_clean_outputs_drops_widget_state_and_views():
     publish.clean_outputs(nb)
     assert "widgets" not in nb.metadata and "execution" not in cell.metadata
     assert cell.outputs[0]["data"] == {"text/plain": "(interactive widget: run the notebook to use it)"}
+
+
+def test_sync_rewrites_readme_links_from_repo_url(monkeypatch, tmp_path):
+    (tmp_path / "notebooks").mkdir()
+    old = "https://colab.research.google.com/github/someone/old/blob/dev/notebooks/01_x.ipynb"
+    (tmp_path / "README.md").write_text(f"[badge]({old}) and more")
+    monkeypatch.setattr(publish, "repo_root", lambda: tmp_path)
+    assert publish.sync(check=True) == ["README.md"]
+    publish.sync()
+    assert publish.colab_url("notebooks/01_x.ipynb") in (tmp_path / "README.md").read_text()
+    assert publish.sync(check=True) == []
