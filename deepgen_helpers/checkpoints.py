@@ -7,7 +7,6 @@ their sha256, size, producing command, device, wall time and quality in ``data/c
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import tempfile
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from .config import data_dir
+from .data import sha256_file  # noqa: F401  (re-exported: checkpoints.sha256_file)
 
 FORMAT = "deepgen-checkpoint-v1"
 PathLike = Union[str, Path]
@@ -30,15 +30,6 @@ class CheckpointError(RuntimeError):
 def checkpoint_dir() -> Path:
     """``data/checkpoints``: where the shipped checkpoints and their manifest live."""
     return data_dir() / "checkpoints"
-
-
-def sha256_file(path: PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _config_dict(config: Any) -> dict:

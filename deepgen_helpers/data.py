@@ -21,7 +21,7 @@ from .config import data_dir
 
 __all__ = [
     "DataError", "IMAGE_DATASETS", "TEXT_DATASETS", "TOY_DATASETS", "CLASS_NAMES",
-    "verify_file", "read_idx", "load_images", "load_mnist", "load_fashion_mnist",
+    "sha256_file", "verify_file", "read_idx", "load_images", "load_mnist", "load_fashion_mnist",
     "load_text", "load_names", "make_toy_2d",
 ]
 
@@ -54,7 +54,8 @@ TOY_DATASETS = ("gaussian_mixture", "rings", "moons", "spirals")
 # ----------------------------------------------------------------------------------------------------------
 # Integrity
 # ----------------------------------------------------------------------------------------------------------
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -95,7 +96,7 @@ def verify_file(relpath: str, root: Optional[Path] = None) -> Path:
             "(or clone the repository again); the course never downloads data."
         )
     expected = files[relpath]["sha256"]
-    actual = _sha256(path)
+    actual = sha256_file(path)
     if actual != expected:
         raise DataError(
             f"Data file {path} is corrupted: its sha256 is {actual[:12]}..., the manifest expects {expected[:12]}.... "
