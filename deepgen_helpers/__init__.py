@@ -12,6 +12,7 @@ Modules, one concern each:
 * ``checks``: exercise checkers.
 * ``bench``: executes lessons and prints their speed and quality figures.
 * ``publish``: Colab badges and stored notebook outputs.
-* ``models``: blocks built in earlier lessons, reused by later ones.
+* ``lessons``: runs a lesson's own model cells outside the notebook (for tests and training scripts).
+* ``models``: blocks built in earlier lessons, reused by later ones (``models.vae`` from lesson 03).
 """
 __version__ = "0.1.0"
