@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from . import Case, run_checks, seeded as _g
+from . import Case, CheckResult, run_checks, seeded as _g
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -27,7 +27,7 @@ CONV_T_CASES = [(7, 4, 2, 1, 0, 1), (14, 4, 2, 1, 0, 1), (7, 3, 2, 1, 1, 1), (4,
                 (3, 3, 3, 1, 2, 1)]
 
 
-def check_conv2d_out(fn: Callable[..., int]) -> bool:
+def check_conv2d_out(fn: Callable[..., int]) -> CheckResult:
     """``fn(size, kernel, stride=1, padding=0, dilation=1) -> int``: the output height of ``nn.Conv2d``."""
     cases = [Case((s, k), _conv2d_out(s, k, st, p, d), f"size={s}, kernel={k}, stride={st}, padding={p}, dilation={d}",
                   kwargs={"stride": st, "padding": p, "dilation": d})
@@ -37,7 +37,7 @@ def check_conv2d_out(fn: Callable[..., int]) -> bool:
                            "(use // for the floor).")
 
 
-def check_conv_transpose2d_out(fn: Callable[..., int]) -> bool:
+def check_conv_transpose2d_out(fn: Callable[..., int]) -> CheckResult:
     """``fn(size, kernel, stride=1, padding=0, output_padding=0, dilation=1) -> int``: output of ``nn.ConvTranspose2d``."""
     cases = [Case((s, k), _conv_transpose2d_out(s, k, st, p, op, d),
                   f"size={s}, kernel={k}, stride={st}, padding={p}, output_padding={op}, dilation={d}",
@@ -54,7 +54,7 @@ def _mask_pixels(x: torch.Tensor, p: float, generator: torch.Generator) -> torch
     return torch.where(u < p, torch.zeros_like(x), x)
 
 
-def check_mask_pixels(fn: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]) -> bool:
+def check_mask_pixels(fn: Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]) -> CheckResult:
     """``fn(x, p, generator) -> x_tilde``: masking noise; every pixel whose ``u = torch.rand(x.shape, generator)``
     is below ``p`` is set to 0, the others are kept unchanged (no rescaling); ``x`` itself is not modified."""
     x1 = torch.rand(4, 1, 28, 28, generator=_g(11))
@@ -77,11 +77,11 @@ def check_mask_pixels(fn: Callable[[torch.Tensor, float, torch.Generator], torch
         try:
             fn(x, 0.5, _g(5))
         except Exception:  # already reported above if it fails; here only the side effect matters
-            return False
+            return CheckResult(False)
         if not torch.equal(x, x2):
             print("❌ mask_pixels: your function changed its input x in place; the clean image is the target the "
                   "denoising AE must reconstruct. Build a new tensor (torch.where or x * mask).")
-            return False
+            return CheckResult(False)
     return ok
 
 
@@ -91,7 +91,7 @@ def _interpolate(z0: torch.Tensor, z1: torch.Tensor, n: int) -> torch.Tensor:
     return (1 - t) * z0 + t * z1  # (n, D)
 
 
-def check_interpolate(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> bool:
+def check_interpolate(fn: Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]) -> CheckResult:
     """``fn(z0 (D,), z1 (D,), n) -> (n, D)``: ``n`` evenly spaced points from ``z0`` to ``z1``, both ends included."""
     g = _g(21)
     a, b = torch.randn(16, generator=g), torch.randn(16, generator=g)

@@ -6,11 +6,11 @@ from typing import Callable
 
 import torch
 
-from . import Case, run_checks, seeded as _g
+from . import Case, CheckResult, run_checks, seeded as _g
 
 
 # ----------------------------------------------------------------------------------------------------------
-def check_reparameterize_full(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_reparameterize_full(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(mu (B, D), L (B, D, D) lower-triangular, eps (B, D)) -> z (B, D)``: z = mu + L eps, so z ~ N(mu, L L^T)."""
     g = _g(31)
     mu = torch.randn(4, 3, generator=g)
@@ -28,7 +28,7 @@ def check_reparameterize_full(fn: Callable[[torch.Tensor, torch.Tensor, torch.Te
                       hint="Multiply each L[b] by its eps[b] as a column vector: (L @ eps.unsqueeze(-1)).squeeze(-1), then add mu.")
 
 
-def check_kl_diag_gaussians(fn: Callable[..., torch.Tensor]) -> bool:
+def check_kl_diag_gaussians(fn: Callable[..., torch.Tensor]) -> CheckResult:
     """``fn(mu_q, logvar_q, mu_p, logvar_p) -> (B,)``: KL(N(mu_q, var_q) || N(mu_p, var_p)) summed over the last dim."""
     g = _g(32)
     mq, lq, mp, lp = (torch.randn(5, 4, generator=g) for _ in range(4))
@@ -56,7 +56,7 @@ def _slerp_ref(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Ten
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
-def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> bool:
+def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(z0 (D,), z1 (D,), t (T,)) -> (T, D)``: spherical interpolation (White 2016), linear when z0 is parallel to z1."""
     g = _g(33)
     a, b = torch.randn(8, generator=g), torch.randn(8, generator=g)
@@ -74,7 +74,7 @@ def check_slerp(fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.T
                            "use t[:, None] to broadcast, and lerp when omega is ~0.")
 
 
-def check_log_mean_exp(fn: Callable[[torch.Tensor], torch.Tensor]) -> bool:
+def check_log_mean_exp(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(log_w (K, B)) -> (B,)``: log (1/K) sum_k exp(log_w[k]), computed stably (the IWAE bound, Burda et al. 2015, Eq. 8)."""
     g = _g(34)
     lw = 5 * torch.randn(50, 3, generator=g)
