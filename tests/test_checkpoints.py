@@ -32,6 +32,22 @@ def test_roundtrip_keeps_weights_config_and_metadata(tmp_path):
     assert isinstance(torch.load(path, weights_only=True)["state_dict"]["fc.weight"], torch.Tensor)
 
 
+def test_half_precision_storage_halves_the_file_and_loads_as_float32(tmp_path):
+    torch.manual_seed(0)
+    model = Tiny(TinyConfig(hidden=4096))
+    full = ck.save_checkpoint(tmp_path / "full.pt", model, TinyConfig(hidden=4096))
+    half = ck.save_checkpoint(tmp_path / "half.pt", model, TinyConfig(hidden=4096), {"epochs": 2}, half=True)
+    payload = ck.load_checkpoint(half)
+    assert payload["state_dict"]["fc.weight"].dtype == torch.float16
+    assert payload["metadata"] == {"epochs": 2, "stored_dtype": "float16"}
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    other = Tiny(TinyConfig(hidden=4096))
+    ck.load_into(other, half)
+    assert other.fc.weight.dtype == torch.float32                       # cast back to the model's dtype
+    assert torch.equal(other.fc.weight, model.fc.weight.half().float())  # exactly the rounded weights
+    assert not torch.equal(other.fc.weight, model.fc.weight)
+
+
 def test_mismatched_architecture_is_refused_and_model_unchanged(tmp_path):
     path = ck.save_checkpoint(tmp_path / "m.pt", Tiny(TinyConfig(hidden=8)), TinyConfig(hidden=8))
     target = Tiny()
