@@ -157,7 +157,7 @@ def test_shipped_2d_vae_loads_and_is_sensible(ns, test_set):
 
 
 def test_shipped_cvae_draws_the_requested_digits(ns, test_set):
-    model = ns["ConditionalVAE"](ns["VAEConfig"](n_classes=10)).eval()
+    model = ns["ConditionalVAE"](ns["VAEConfig"](**SHIPPED_VAE, n_classes=10)).eval()
     checkpoints.load_shipped("cvae_mnist", model)
     y = torch.arange(10).repeat_interleave(100)
     images = model.sample(y, generator=torch.Generator().manual_seed(0))
