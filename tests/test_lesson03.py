@@ -25,7 +25,8 @@ def test_set():
 
 
 SHIPPED_VAE = dict(channels=32, hidden=512)        # the shipped VAE's config (lesson section 5.2)
-CONFIGS = [dict(), dict(z_dim=2), dict(n_classes=10), dict(channels=8, hidden=128, z_dim=16), SHIPPED_VAE]
+CONFIGS = [dict(), dict(z_dim=2), dict(n_classes=10), dict(channels=8, hidden=128, z_dim=16), SHIPPED_VAE,
+           dict(SHIPPED_VAE, n_classes=10)]
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -1,9 +1,9 @@
 """Lesson 03's variational autoencoder, moved into the package for later lessons.
 
-The classes and functions below are the cells tagged ``lesson-model`` of
-``notebooks/03_variational_autoencoders.ipynb`` (except the training loop, which stays in the lesson), generated
-from the same source; ``tests/test_lesson03.py`` checks that both build the same model (same state-dict keys,
-same outputs for the same weights). See the lesson for the derivations:
+The classes and functions below are copies of the cells tagged ``lesson-model`` of
+``notebooks/03_variational_autoencoders.ipynb`` (except the training loop, which stays in the lesson); edit both
+together. ``tests/test_lesson03.py`` checks that both build the same model (same state-dict keys, same outputs for
+the same weights), for the lesson's config and the shipped checkpoints' configs. See the lesson for the derivations:
 
 * :class:`VAEConfig`, :class:`Encoder` (q(z | x)), :class:`Decoder` (p(x | z), Bernoulli logits), :class:`VAE`
   and :class:`ConditionalVAE` (Kingma & Welling 2013; Sohn et al. 2015);
