@@ -11,8 +11,8 @@ Modules, one concern each:
 * ``metrics``: bits per dimension, FID, class accuracy, class-histogram entropy.
 * ``checks``: exercise checkers.
 * ``bench``: executes lessons and prints their speed and quality figures.
-* ``publish``: Colab badges and stored notebook outputs.
-* ``lessons``: runs a lesson's own model cells outside the notebook (for tests and training scripts).
-* ``models``: blocks built in earlier lessons, reused by later ones (``models.vae`` from lesson 03).
+* ``publish``: exports lesson code to ``models``, Colab badges, stored notebook outputs.
+* ``models``: code the lessons teach and later code reuses, generated from the lessons' cells tagged
+  ``export`` (``basics`` from lesson 01, ``autoencoders`` from 02, ``vae`` from 03); never edited by hand.
 """
 __version__ = "0.1.0"

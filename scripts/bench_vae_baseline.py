@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from deepgen_helpers import data
-from deepgen_helpers.lessons import lesson_namespace
+from deepgen_helpers.models import vae as lesson
 
-STEM = "03_variational_autoencoders"
 
 
 class BaselineVAE(nn.Module):
@@ -48,7 +47,7 @@ class BaselineVAE(nn.Module):
         return self._decode(z), mu, logvar
 
 
-def train_for(ns, model, x_train, seconds, seed, lr=1e-3, batch_size=128):
+def train_for(model, x_train, seconds, seed, lr=1e-3, batch_size=128):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -57,7 +56,7 @@ def train_for(ns, model, x_train, seconds, seed, lr=1e-3, batch_size=128):
     while time.time() - start < seconds:
         order = torch.randperm(len(x_train), generator=g)
         for i in range(len(x_train) // batch_size):
-            rec, kl = ns["elbo_terms"](model, x_train[order[i * batch_size:(i + 1) * batch_size]])
+            rec, kl = lesson.elbo_terms(model, x_train[order[i * batch_size:(i + 1) * batch_size]])
             loss = (rec + kl).mean()
             opt.zero_grad()
             loss.backward()
@@ -70,11 +69,11 @@ def train_for(ns, model, x_train, seconds, seed, lr=1e-3, batch_size=128):
 
 
 @torch.no_grad()
-def evaluate(ns, model, x_test, k, n_iwae, seed=0):
+def evaluate(model, x_test, k, n_iwae, seed=0):
     torch.manual_seed(seed)
-    neg_elbo = sum(float(sum(ns["elbo_terms"](model, x_test[i:i + 1000])).sum()) for i in range(0, len(x_test), 1000))
+    neg_elbo = sum(float(sum(lesson.elbo_terms(model, x_test[i:i + 1000])).sum()) for i in range(0, len(x_test), 1000))
     g = torch.Generator().manual_seed(seed)
-    iw = torch.cat([ns["iwae_nll"](model, x_test[i:i + 50], k, generator=g) for i in range(0, n_iwae, 50)])
+    iw = torch.cat([lesson.iwae_nll(model, x_test[i:i + 50], k, generator=g) for i in range(0, n_iwae, 50)])
     return neg_elbo / len(x_test), float(iw.mean())
 
 
@@ -85,15 +84,14 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=100, help="importance samples per test digit")
     p.add_argument("--n-iwae", type=int, default=1000, help="test digits for the importance-weighted estimate")
     args = p.parse_args(argv)
-    ns = lesson_namespace(STEM)
     x_train, _ = data.load_mnist("train", binarize="sample", seed=0)
     x_test, _ = data.load_mnist("test", binarize="sample", seed=1)
-    models = {"baseline_mlp_784-400-20": BaselineVAE, "lesson03_vae": lambda: ns["VAE"](ns["VAEConfig"]())}
+    models = {"baseline_mlp_784-400-20": BaselineVAE, "lesson03_vae": lambda: lesson.VAE(lesson.VAEConfig())}
     for name, make in models.items():
         torch.manual_seed(args.seed)
         model = make()
-        wall, steps = train_for(ns, model, x_train, args.seconds, args.seed)
-        neg_elbo, iwae = evaluate(ns, model, x_test, args.k, args.n_iwae)
+        wall, steps = train_for(model, x_train, args.seconds, args.seed)
+        neg_elbo, iwae = evaluate(model, x_test, args.k, args.n_iwae)
         print(json.dumps({"model": name, "train_seconds": round(wall, 1), "steps": steps,
                           "epochs": round(steps * 128 / len(x_train), 2),
                           "params": sum(p.numel() for p in model.parameters()),

@@ -3,9 +3,9 @@
     python scripts/train_lesson02.py                  # all three: ae02_conv, ae02_mlp2d, ae02_denoise
     python scripts/train_lesson02.py --only ae02_conv # one of them
 
-The models, loss and loop come from the cells of notebooks/02_autoencoders.ipynb tagged ``lesson-model`` (via
-``lesson_namespace``), so a checkpoint is exactly what the lesson would train with a bigger budget. Quality is
-measured on the full MNIST test set (10,000 digits) and written into data/checkpoints/manifest.json.
+The models, loss and loop are the lesson's own: the cells of notebooks/02_autoencoders.ipynb tagged ``export``,
+exported to ``deepgen_helpers.models.autoencoders``. So a checkpoint is exactly what the lesson would train with
+a bigger budget. Quality is measured on the full MNIST test set (10,000 digits) and written into data/checkpoints/manifest.json.
 """
 from __future__ import annotations
 
@@ -17,20 +17,20 @@ import torch
 
 from deepgen_helpers import checkpoints, data
 from deepgen_helpers.config import get_device, seed_everything
-from deepgen_helpers.lessons import lesson_namespace
+from deepgen_helpers.models import autoencoders as lesson
 
 LESSON = "02_autoencoders"
 NOISE_SIGMA = 0.5      # the lesson's denoising corruption
 NOISE_SEED = 1         # the lesson's fixed test noise generator seed
 
 
-def specs(ns):
+def specs():
     """name -> (model constructor, TrainConfig)."""
-    T = ns["TrainConfig"]
+    T = lesson.TrainConfig
     return {
-        "ae02_conv": (lambda: ns["ConvAutoencoder"](ns["ConvAEConfig"](latent_dim=16)), T(epochs=12)),
-        "ae02_mlp2d": (lambda: ns["MLPAutoencoder"](ns["MLPAEConfig"](latent_dim=2)), T(epochs=30)),
-        "ae02_denoise": (lambda: ns["ConvAutoencoder"](ns["ConvAEConfig"](latent_dim=16)),
+        "ae02_conv": (lambda: lesson.ConvAutoencoder(lesson.ConvAEConfig(latent_dim=16)), T(epochs=12)),
+        "ae02_mlp2d": (lambda: lesson.MLPAutoencoder(lesson.MLPAEConfig(latent_dim=2)), T(epochs=30)),
+        "ae02_denoise": (lambda: lesson.ConvAutoencoder(lesson.ConvAEConfig(latent_dim=16)),
                          T(epochs=12, noise_sigma=NOISE_SIGMA)),
     }
 
@@ -41,24 +41,22 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: best available)")
     args = parser.parse_args(argv)
-
-    ns = lesson_namespace(LESSON)
     device = get_device(args.device)
     x_train, _ = data.load_mnist("train")
     x_test, _ = data.load_mnist("test")
-    x_test_noisy = ns["add_gaussian_noise"](x_test, NOISE_SIGMA, torch.Generator().manual_seed(NOISE_SEED))
-    table = specs(ns)
+    x_test_noisy = lesson.add_gaussian_noise(x_test, NOISE_SIGMA, torch.Generator().manual_seed(NOISE_SEED))
+    table = specs()
     for name in args.only or list(table):
         build, cfg = table[name]
         seed_everything(args.seed)
         model = build().to(device)
         start = time.time()
-        ns["train_autoencoder"](model, x_train, cfg, desc=name)
+        lesson.train_autoencoder(model, x_train, cfg, desc=name)
         wall = time.time() - start
-        clean = ns["evaluate_reconstruction"](model, x_test)
+        clean = lesson.evaluate_reconstruction(model, x_test)
         quality = {"test_bce_nats": round(clean["bce"], 2), "test_mse_per_pixel": round(clean["mse"], 5)}
         if cfg.noise_sigma > 0:
-            noisy = ns["evaluate_reconstruction"](model, x_test, x_in=x_test_noisy)
+            noisy = lesson.evaluate_reconstruction(model, x_test, x_in=x_test_noisy)
             quality["noisy_test_mse_per_pixel"] = round(noisy["mse"], 5)
         path = checkpoints.checkpoint_dir() / f"{name}.pt"
         checkpoints.save_checkpoint(path, model.cpu(), model.cfg,

@@ -20,21 +20,21 @@ import torch
 
 from deepgen_helpers import checkpoints, data, metrics
 from deepgen_helpers.config import seed_everything
-from deepgen_helpers.lessons import lesson_namespace
+from deepgen_helpers.models import vae as lesson
 
 STEM = "03_variational_autoencoders"
 NAMES = {"vae": "vae_mnist", "vae2d": "vae_mnist_2d", "cvae": "cvae_mnist"}
 
 
 @torch.no_grad()
-def test_neg_elbo(ns, model, x, y=None, batch=1000, seed=0):
+def test_neg_elbo(model, x, y=None, batch=1000, seed=0):
     """Mean single-sample negative ELBO (nats) over x, with a fixed seed for the reparameterisation noise."""
     torch.manual_seed(seed)
     model.eval()
     total = 0.0
     for i in range(0, len(x), batch):
         c = None if y is None else model.one_hot(y[i:i + batch])
-        rec, kl = ns["elbo_terms"](model, x[i:i + batch], c)
+        rec, kl = lesson.elbo_terms(model, x[i:i + batch], c)
         total += float((rec + kl).sum())
     return total / len(x)
 
@@ -64,23 +64,22 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    ns = lesson_namespace(STEM)
     seed_everything(args.seed)
     grey, y_train = data.load_mnist("train")
     x_train = torch.bernoulli(grey, generator=torch.Generator().manual_seed(0))   # = binarize="sample", seed=0
     x_test, y_test = data.load_mnist("test", binarize="sample", seed=1)
 
     width = {"channels": args.channels, "hidden": args.hidden}
-    cfg = {"vae": ns["VAEConfig"](**width), "vae2d": ns["VAEConfig"](z_dim=2, **width),
-           "cvae": ns["VAEConfig"](n_classes=10, **width)}[args.which]
-    model = (ns["ConditionalVAE"] if args.which == "cvae" else ns["VAE"])(cfg)
+    cfg = {"vae": lesson.VAEConfig(**width), "vae2d": lesson.VAEConfig(z_dim=2, **width),
+           "cvae": lesson.VAEConfig(n_classes=10, **width)}[args.which]
+    model = (lesson.ConditionalVAE if args.which == "cvae" else lesson.VAE)(cfg)
     previous = None
     if args.resume:
         previous = checkpoints.read_manifest()[NAMES[args.which]]
         checkpoints.load_shipped(NAMES[args.which], model)
         print(json.dumps({"resumed_from": previous["quality"]}), flush=True)
     start = time.time()
-    ns["train_vae"](model, x_train, epochs=args.epochs, y_train=y_train if args.which == "cvae" else None,
+    lesson.train_vae(model, x_train, epochs=args.epochs, y_train=y_train if args.which == "cvae" else None,
                     grey=grey, lr=args.lr, batch_size=args.batch_size, seed=args.seed, desc=args.which)
     wall = time.time() - start
     if args.half:                                   # evaluate exactly the weights that will be stored
@@ -88,7 +87,7 @@ def main(argv=None) -> int:
             for t in model.state_dict().values():
                 if t.is_floating_point():
                     t.copy_(t.half().float())
-    quality = {"test_neg_elbo_nats": round(test_neg_elbo(ns, model, x_test, y_test if args.which == "cvae" else None), 2)}
+    quality = {"test_neg_elbo_nats": round(test_neg_elbo(model, x_test, y_test if args.which == "cvae" else None), 2)}
     if args.which == "cvae":
         quality["class_accuracy"] = round(cvae_accuracy(model), 4)
     command = (f"python scripts/train_lesson03.py {args.which} --epochs {args.epochs:g} --seed {args.seed}"

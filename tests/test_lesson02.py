@@ -8,14 +8,9 @@ import torch.nn.functional as F
 from deepgen_helpers import checkpoints, data
 from deepgen_helpers.checks import lesson02 as chk
 from deepgen_helpers.classifier import load_classifier
-from deepgen_helpers.lessons import lesson_namespace
+from deepgen_helpers.models import autoencoders as lesson
 
 NAMES = ("ae02_conv", "ae02_mlp2d", "ae02_denoise")
-
-
-@pytest.fixture(scope="module")
-def ns():
-    return lesson_namespace("02_autoencoders")
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +19,12 @@ def x_test():
     return x[:2000]  # (2000, 1, 28, 28): the same digits the lesson evaluates on in default mode
 
 
-def _load(ns, name):
+def _load(name):
     """Build the lesson's own model from the checkpoint's config and load the shipped weights into it."""
     payload = checkpoints.load_checkpoint(checkpoints.shipped_path(name))
     classes = {"ConvAutoencoder": ("ConvAutoencoder", "ConvAEConfig"), "MLPAutoencoder": ("MLPAutoencoder", "MLPAEConfig")}
     model_name, cfg_name = classes[payload["arch"]]
-    model = ns[model_name](ns[cfg_name](**payload["config"]))
+    model = getattr(lesson, model_name)(getattr(lesson, cfg_name)(**payload["config"]))
     checkpoints.load_into(model, payload)
     return model.eval()
 
@@ -44,36 +39,36 @@ def test_manifest_entry(name):
     assert checkpoints.shipped_path(name).exists()  # also verifies the sha256
 
 
-def test_conv_checkpoint_quality(ns, x_test):
-    model = _load(ns, "ae02_conv")
+def test_conv_checkpoint_quality(x_test):
+    model = _load("ae02_conv")
     assert model.cfg.latent_dim == 16
-    r = ns["evaluate_reconstruction"](model, x_test)
+    r = lesson.evaluate_reconstruction(model, x_test)
     # shipped: 66.1 nats and 0.0080 per pixel on these 2000 digits (66.7 and 0.0079 on the full test set)
     assert r["bce"] < 80 and r["mse"] < 0.010, r
 
 
-def test_2d_checkpoint_quality(ns, x_test):
-    model = _load(ns, "ae02_mlp2d")
+def test_2d_checkpoint_quality(x_test):
+    model = _load("ae02_mlp2d")
     assert model.cfg.latent_dim == 2
     with torch.no_grad():
         assert model.encode(x_test[:5]).shape == (5, 2)
-    r = ns["evaluate_reconstruction"](model, x_test)
+    r = lesson.evaluate_reconstruction(model, x_test)
     # shipped: 132.9 nats and 0.037 per pixel here; the mean training image scores about 206 nats and 0.067
     assert r["bce"] < 150 and r["mse"] < 0.045, r
 
 
-def test_denoising_checkpoint_beats_plain_on_noisy_inputs(ns, x_test):
-    dae, plain = _load(ns, "ae02_denoise"), _load(ns, "ae02_conv")
-    noisy = ns["add_gaussian_noise"](x_test, 0.5, torch.Generator().manual_seed(1))
+def test_denoising_checkpoint_beats_plain_on_noisy_inputs(x_test):
+    dae, plain = _load("ae02_denoise"), _load("ae02_conv")
+    noisy = lesson.add_gaussian_noise(x_test, 0.5, torch.Generator().manual_seed(1))
     mse_noisy = (noisy - x_test).pow(2).mean().item()
-    mse_dae = ns["evaluate_reconstruction"](dae, x_test, x_in=noisy)["mse"]
-    mse_plain = ns["evaluate_reconstruction"](plain, x_test, x_in=noisy)["mse"]
+    mse_dae = lesson.evaluate_reconstruction(dae, x_test, x_in=noisy)["mse"]
+    mse_plain = lesson.evaluate_reconstruction(plain, x_test, x_in=noisy)["mse"]
     assert mse_dae < 0.025 and mse_dae < 0.7 * mse_plain and mse_plain < mse_noisy, (mse_dae, mse_plain, mse_noisy)
 
 
-def test_holes_random_codes_decode_worse_than_real_codes(ns, x_test):
+def test_holes_random_codes_decode_worse_than_real_codes(x_test):
     """The lesson's claim: decoding Gaussian-fitted random codes gives less confident digits than real codes."""
-    model, clf = _load(ns, "ae02_conv"), load_classifier("mnist")
+    model, clf = _load("ae02_conv"), load_classifier("mnist")
     x = x_test[:1000]
     with torch.no_grad():
         z = model.encode(x)
@@ -84,41 +79,41 @@ def test_holes_random_codes_decode_worse_than_real_codes(ns, x_test):
 
 
 # ------------------------------------------------------------------------------------ the lesson's own code
-def test_reconstruction_loss_matches_formula(ns):
+def test_reconstruction_loss_matches_formula():
     g = torch.Generator().manual_seed(0)
     x, logits = torch.rand(3, 1, 28, 28, generator=g), torch.randn(3, 1, 28, 28, generator=g)
     p = torch.sigmoid(logits)
     by_hand = -(x * p.log() + (1 - x) * (1 - p).log()).sum() / 3
-    assert torch.allclose(ns["reconstruction_loss"](logits, x), by_hand, rtol=1e-4)
+    assert torch.allclose(lesson.reconstruction_loss(logits, x), by_hand, rtol=1e-4)
     # logits of 0 (output 0.5 everywhere) cost 784 ln 2 nats per image whatever the target
-    assert math.isclose(ns["reconstruction_loss"](torch.zeros(2, 1, 28, 28), x[:2]).item(), 784 * math.log(2), rel_tol=1e-5)
+    assert math.isclose(lesson.reconstruction_loss(torch.zeros(2, 1, 28, 28), x[:2]).item(), 784 * math.log(2), rel_tol=1e-5)
 
 
 @pytest.mark.parametrize("latent_dim", [2, 7])
-def test_model_shapes(ns, latent_dim):
+def test_model_shapes(latent_dim):
     x = torch.rand(4, 1, 28, 28)
-    for model in (ns["MLPAutoencoder"](ns["MLPAEConfig"](latent_dim=latent_dim)),
-                  ns["ConvAutoencoder"](ns["ConvAEConfig"](latent_dim=latent_dim))):
+    for model in (lesson.MLPAutoencoder(lesson.MLPAEConfig(latent_dim=latent_dim)),
+                  lesson.ConvAutoencoder(lesson.ConvAEConfig(latent_dim=latent_dim))):
         assert model.encode(x).shape == (4, latent_dim)
         assert model.decode(torch.zeros(4, latent_dim)).shape == (4, 1, 28, 28)
         assert model(x).shape == (4, 1, 28, 28)
 
 
-def test_add_gaussian_noise(ns):
+def test_add_gaussian_noise():
     x = torch.rand(8, 1, 28, 28)
-    a = ns["add_gaussian_noise"](x, 0.5, torch.Generator().manual_seed(3))
-    b = ns["add_gaussian_noise"](x, 0.5, torch.Generator().manual_seed(3))
+    a = lesson.add_gaussian_noise(x, 0.5, torch.Generator().manual_seed(3))
+    b = lesson.add_gaussian_noise(x, 0.5, torch.Generator().manual_seed(3))
     assert torch.equal(a, b) and a.min() >= 0 and a.max() <= 1 and not torch.equal(a, x)
-    assert torch.equal(ns["add_gaussian_noise"](x, 0.0), x)
+    assert torch.equal(lesson.add_gaussian_noise(x, 0.0), x)
 
 
-def test_training_loop_reduces_the_loss(ns):
+def test_training_loop_reduces_the_loss():
     torch.manual_seed(0)
     x, _ = data.load_mnist("train", n=512)
-    model = ns["MLPAutoencoder"](ns["MLPAEConfig"](latent_dim=8, hidden=(64,)))
-    before = ns["evaluate_reconstruction"](model, x)["bce"]
-    history = ns["train_autoencoder"](model, x, ns["TrainConfig"](epochs=3, batch_size=64, lr=3e-3))
-    after = ns["evaluate_reconstruction"](model, x)["bce"]
+    model = lesson.MLPAutoencoder(lesson.MLPAEConfig(latent_dim=8, hidden=(64,)))
+    before = lesson.evaluate_reconstruction(model, x)["bce"]
+    history = lesson.train_autoencoder(model, x, lesson.TrainConfig(epochs=3, batch_size=64, lr=3e-3))
+    after = lesson.evaluate_reconstruction(model, x)["bce"]
     assert len(history) == 3 * 8 and after < 0.6 * before, (before, after)
 
 

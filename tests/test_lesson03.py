@@ -1,4 +1,4 @@
-"""Lesson 03 (variational autoencoders): the package model equals the lesson's, the shipped checkpoints load into
+"""Lesson 03 (variational autoencoders): the shipped checkpoints load into
 the lesson's own classes and meet their bars, the maths checks out, and every checker rejects wrong answers."""
 import math
 
@@ -7,15 +7,8 @@ import torch
 
 from deepgen_helpers import checkpoints, data, metrics
 from deepgen_helpers.checks import lesson03 as checks
-from deepgen_helpers.lessons import lesson_namespace
-from deepgen_helpers.models import vae as pkg
+from deepgen_helpers.models import vae as lesson
 
-STEM = "03_variational_autoencoders"
-
-
-@pytest.fixture(scope="module")
-def ns():
-    return lesson_namespace(STEM)
 
 
 @pytest.fixture(scope="module")
@@ -25,51 +18,6 @@ def test_set():
 
 
 SHIPPED_VAE = dict(channels=32, hidden=512)        # the shipped VAE's config (lesson section 5.2)
-CONFIGS = [dict(), dict(z_dim=2), dict(n_classes=10), dict(channels=8, hidden=128, z_dim=16), SHIPPED_VAE,
-           dict(SHIPPED_VAE, n_classes=10)]
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The package version is the lesson's model
-# ----------------------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("kwargs", CONFIGS, ids=str)
-def test_package_model_matches_lesson(ns, kwargs):
-    cls_name = "ConditionalVAE" if kwargs.get("n_classes") else "VAE"
-    torch.manual_seed(0)
-    lesson_model = ns[cls_name](ns["VAEConfig"](**kwargs)).eval()
-    package_model = getattr(pkg, cls_name)(pkg.VAEConfig(**kwargs)).eval()
-    a, b = lesson_model.state_dict(), package_model.state_dict()
-    assert list(a) == list(b)
-    assert all(a[k].shape == b[k].shape for k in a)
-    package_model.load_state_dict(a)
-
-    x = torch.bernoulli(torch.rand(6, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
-    c = None
-    if kwargs.get("n_classes"):
-        c = lesson_model.one_hot(torch.arange(6))
-        assert torch.equal(c, package_model.one_hot(torch.arange(6)))
-    with torch.no_grad():
-        for out_a, out_b in zip(lesson_model.encoder(x, c), package_model.encoder(x, c)):
-            assert torch.equal(out_a, out_b)
-        z = torch.randn(6, lesson_model.cfg.z_dim, generator=torch.Generator().manual_seed(2))
-        assert torch.equal(lesson_model.decoder(z, c), package_model.decoder(z, c))
-        torch.manual_seed(3)
-        terms_a = ns["elbo_terms"](lesson_model, x, c)
-        torch.manual_seed(3)
-        terms_b = pkg.elbo_terms(package_model, x, c)
-        assert all(torch.equal(u, v) for u, v in zip(terms_a, terms_b))
-        iw_a = ns["iwae_nll"](lesson_model, x, 7, c, generator=torch.Generator().manual_seed(4))
-        iw_b = pkg.iwae_nll(package_model, x, 7, c, generator=torch.Generator().manual_seed(4))
-        assert torch.equal(iw_a, iw_b)
-
-
-def test_package_functions_match_lesson(ns):
-    g = torch.Generator().manual_seed(5)
-    mu, logvar, eps = (torch.randn(4, 3, generator=g) for _ in range(3))
-    assert torch.equal(ns["reparameterize"](mu, logvar, eps), pkg.reparameterize(mu, logvar, eps))
-    assert torch.equal(ns["gaussian_kl"](mu, logvar), pkg.gaussian_kl(mu, logvar))
-    logits, x = torch.randn(2, 1, 28, 28, generator=g), (torch.rand(2, 1, 28, 28, generator=g) < 0.3).float()
-    assert torch.equal(ns["bernoulli_nll"](logits, x), pkg.bernoulli_nll(logits, x))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -80,21 +28,21 @@ def test_gaussian_kl_matches_closed_form_and_monte_carlo():
     mu, logvar = torch.randn(3, 5, generator=g), 0.5 * torch.randn(3, 5, generator=g)
     q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
     p = torch.distributions.Normal(torch.zeros(5), torch.ones(5))
-    kl = pkg.gaussian_kl(mu, logvar)
+    kl = lesson.gaussian_kl(mu, logvar)
     assert torch.allclose(kl, torch.distributions.kl_divergence(q, p).sum(-1), atol=1e-5)
     torch.manual_seed(0)
     z = q.sample((200_000,))
     log_ratio = (q.log_prob(z) - p.log_prob(z)).sum(-1)
     se = log_ratio.std(0) / math.sqrt(len(z))
     assert ((log_ratio.mean(0) - kl).abs() < 4 * se).all()
-    assert torch.allclose(pkg.gaussian_kl(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2))
+    assert torch.allclose(lesson.gaussian_kl(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2))
 
 
 def test_reparameterized_sample_carries_gradients():
     mu = torch.tensor([0.5, -1.0], requires_grad=True)
     logvar = torch.tensor([0.0, math.log(4.0)], requires_grad=True)
     torch.manual_seed(0)
-    z = pkg.reparameterize(mu.expand(100_000, 2), logvar.expand(100_000, 2))
+    z = lesson.reparameterize(mu.expand(100_000, 2), logvar.expand(100_000, 2))
     z.pow(2).sum(1).mean().backward()          # E z^2 = mu^2 + sigma^2
     assert torch.allclose(mu.grad, 2 * mu.detach(), atol=0.05)
     assert torch.allclose(logvar.grad, logvar.detach().exp(), rtol=0.05)
@@ -102,76 +50,76 @@ def test_reparameterized_sample_carries_gradients():
 
 def test_iwae_k1_is_unbiased_for_neg_elbo_and_tightens_with_k():
     torch.manual_seed(0)
-    model = pkg.VAE(pkg.VAEConfig(channels=4, hidden=32, z_dim=4)).eval()
+    model = lesson.VAE(lesson.VAEConfig(channels=4, hidden=32, z_dim=4)).eval()
     x = torch.bernoulli(torch.full((8, 1, 28, 28), 0.2), generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         mu, logvar = model.encoder(x)
         # exact KL + a Monte Carlo distortion vs the IWAE estimate with k = 1 (same expectation)
-        nelbo = torch.stack([sum(pkg.elbo_terms(model, x)) for _ in range(400)]).mean(0)
-    iw1 = torch.stack([pkg.iwae_nll(model, x, 1) for _ in range(400)]).mean(0)
+        nelbo = torch.stack([sum(lesson.elbo_terms(model, x)) for _ in range(400)]).mean(0)
+    iw1 = torch.stack([lesson.iwae_nll(model, x, 1) for _ in range(400)]).mean(0)
     assert torch.allclose(iw1, nelbo, rtol=0.01)
-    iw50 = pkg.iwae_nll(model, x, 50, generator=torch.Generator().manual_seed(1))
+    iw50 = lesson.iwae_nll(model, x, 50, generator=torch.Generator().manual_seed(1))
     assert iw50.mean() < nelbo.mean()
 
 
 def test_conditional_vae_rejects_missing_classes():
     with pytest.raises(ValueError, match="n_classes"):
-        pkg.ConditionalVAE(pkg.VAEConfig())
+        lesson.ConditionalVAE(lesson.VAEConfig())
 
 
 # ----------------------------------------------------------------------------------------------------------
 # Shipped checkpoints, loaded into the lesson's own classes
 # ----------------------------------------------------------------------------------------------------------
 @torch.no_grad()
-def _neg_elbo(ns, model, x, y=None, seed=0):
+def _neg_elbo(model, x, y=None, seed=0):
     torch.manual_seed(seed)
     total = 0.0
     for i in range(0, len(x), 1000):
         c = None if y is None else model.one_hot(y[i:i + 1000])
-        total += float(sum(ns["elbo_terms"](model, x[i:i + 1000], c)).sum())
+        total += float(sum(lesson.elbo_terms(model, x[i:i + 1000], c)).sum())
     return total / len(x)
 
 
-def test_shipped_vae_meets_its_bar(ns, test_set):
-    model = ns["VAE"](ns["VAEConfig"](**SHIPPED_VAE)).eval()
+def test_shipped_vae_meets_its_bar(test_set):
+    model = lesson.VAE(lesson.VAEConfig(**SHIPPED_VAE)).eval()
     payload = checkpoints.load_shipped("vae_mnist", model)
     x, _ = test_set
-    neg_elbo = _neg_elbo(ns, model, x)          # all 10,000 test digits; the Monte Carlo noise is about 0.1 nats
+    neg_elbo = _neg_elbo(model, x)          # all 10,000 test digits; the Monte Carlo noise is about 0.1 nats
     assert neg_elbo <= 90.0, f"shipped VAE: test negative ELBO {neg_elbo:.2f} nats > 90 (the course's target)"
     entry = checkpoints.read_manifest()["vae_mnist"]
     assert abs(entry["quality"]["test_neg_elbo_nats"] - neg_elbo) < 0.05   # the manifest reports this very number
     assert payload["metadata"]["stored_dtype"] == "float16" and entry["bytes"] <= 7_000_000
 
 
-def test_shipped_vae_iwae_is_tighter(ns, test_set):
-    model = ns["VAE"](ns["VAEConfig"](**SHIPPED_VAE)).eval()
+def test_shipped_vae_iwae_is_tighter(test_set):
+    model = lesson.VAE(lesson.VAEConfig(**SHIPPED_VAE)).eval()
     checkpoints.load_shipped("vae_mnist", model)
     x = test_set[0][:100]
-    iw = ns["iwae_nll"](model, x, 200, generator=torch.Generator().manual_seed(0)).mean()
-    assert iw < _neg_elbo(ns, model, x) - 1.0
+    iw = lesson.iwae_nll(model, x, 200, generator=torch.Generator().manual_seed(0)).mean()
+    assert iw < _neg_elbo(model, x) - 1.0
 
 
-def test_shipped_2d_vae_loads_and_is_sensible(ns, test_set):
-    model = ns["VAE"](ns["VAEConfig"](z_dim=2)).eval()
+def test_shipped_2d_vae_loads_and_is_sensible(test_set):
+    model = lesson.VAE(lesson.VAEConfig(z_dim=2)).eval()
     checkpoints.load_shipped("vae_mnist_2d", model)
-    assert _neg_elbo(ns, model, test_set[0][:2000]) < 155
+    assert _neg_elbo(model, test_set[0][:2000]) < 155
 
 
-def test_shipped_cvae_draws_the_requested_digits(ns, test_set):
-    model = ns["ConditionalVAE"](ns["VAEConfig"](**SHIPPED_VAE, n_classes=10)).eval()
+def test_shipped_cvae_draws_the_requested_digits(test_set):
+    model = lesson.ConditionalVAE(lesson.VAEConfig(**SHIPPED_VAE, n_classes=10)).eval()
     checkpoints.load_shipped("cvae_mnist", model)
     y = torch.arange(10).repeat_interleave(100)
     images = model.sample(y, generator=torch.Generator().manual_seed(0))
     accuracy = metrics.class_accuracy(images, y)
     assert accuracy >= 0.90, f"conditional VAE class accuracy {accuracy:.3f} < 0.90"
     x, labels = test_set
-    assert _neg_elbo(ns, model, x[:2000], labels[:2000]) < 95
+    assert _neg_elbo(model, x[:2000], labels[:2000]) < 95
 
 
-def test_shipped_checkpoint_refuses_another_architecture(ns):
+def test_shipped_checkpoint_refuses_another_architecture():
     for wrong in (dict(z_dim=8), dict()):         # another code size; the lesson's own narrower default
         with pytest.raises(checkpoints.CheckpointError):
-            checkpoints.load_shipped("vae_mnist", ns["VAE"](ns["VAEConfig"](**wrong)))
+            checkpoints.load_shipped("vae_mnist", lesson.VAE(lesson.VAEConfig(**wrong)))
 
 
 # ----------------------------------------------------------------------------------------------------------
