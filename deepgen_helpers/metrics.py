@@ -132,3 +132,63 @@ def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
 def sample_class_entropy(images: torch.Tensor, dataset: str = "mnist") -> float:
     """Diversity of generated ``images``: the entropy (nats) of the course classifier's predicted-class histogram."""
     return class_entropy(predict(images, dataset))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Uncertainty: every compared number carries one (COURSE.md section 7)
+# ----------------------------------------------------------------------------------------------------------
+def mean_se(values) -> Tuple[float, float]:
+    """Mean and its standard error ``std / sqrt(n)`` of per-example values ``(N,)`` (e.g. NLL per image).
+
+    Use it for any average over a test set: ``m, se = mean_se(nll)``; print as ``f"{m:.1f} ± {se:.1f}"``.
+    A difference between two models evaluated on the *same* examples has a smaller standard error than
+    either: pass the per-example differences (``mean_se(nll_a - nll_b)``).
+    """
+    v = torch.as_tensor(values).detach().double().flatten().cpu()
+    if v.numel() < 2:
+        raise ValueError(f"mean_se needs at least 2 values to estimate a standard error, got {v.numel()}.")
+    if not torch.isfinite(v).all():
+        raise ValueError("mean_se got NaN or infinite values; check the model's outputs first.")
+    return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(v.numel()))
+
+
+def random_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
+    """``n`` distinct random indices into a set of ``n_total`` items (int64 ``(n,)``), reproducible by ``seed``.
+
+    Reference and evaluation sets are random subsets, never file-order slices: MNIST's test file changes
+    writers part-way, so ``x_test[:1000]`` is not a fair sample of it.
+    """
+    if not 0 < n <= n_total:
+        raise ValueError(f"cannot draw {n} items from a set of {n_total}; choose n between 1 and {n_total}.")
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def fid_with_floor(images: torch.Tensor, reference: torch.Tensor, n: int = 1000, repeats: int = 3,
+                   seed: int = 0, dataset: str = "mnist") -> dict:
+    """FID of ``images`` against random subsets of ``reference``, with its spread and the real-vs-real floor.
+
+    For each of ``repeats`` rounds, ``n`` generated images and two *disjoint* random sets of ``n`` reference
+    images are drawn; the round gives FID(generated, reference set 1) and the floor FID(reference set 1,
+    reference set 2), the value a perfect generator would get at this size (FID is biased upwards for small
+    sets, so only FIDs at the same ``n`` compare). Needs ``len(images) >= n`` and ``len(reference) >= 2 n``.
+
+    Returns ``{"fid": mean, "fid_sd": spread, "floor": mean, "floor_sd": spread, "n": n, "repeats": r}``;
+    the spreads are standard deviations over rounds.
+    """
+    if repeats < 2:
+        raise ValueError(f"repeats must be at least 2 to give a spread, got {repeats}.")
+    if len(images) < n or len(reference) < 2 * n:
+        raise ValueError(f"fid_with_floor(n={n}) needs at least {n} images and {2 * n} reference images; got "
+                         f"{len(images)} and {len(reference)}. Pass more, or a smaller n.")
+    f_img = classifier_features(images, dataset)
+    f_ref = classifier_features(reference, dataset)
+    fids, floors = [], []
+    for r in range(repeats):
+        g = torch.Generator().manual_seed(seed + r)
+        ref = torch.randperm(len(f_ref), generator=g)[:2 * n]
+        img = torch.randperm(len(f_img), generator=g)[:n]
+        fids.append(fid_from_features(f_img[img], f_ref[ref[:n]]))
+        floors.append(fid_from_features(f_ref[ref[n:]], f_ref[ref[:n]]))
+    t, u = torch.tensor(fids), torch.tensor(floors)
+    return {"fid": float(t.mean()), "fid_sd": float(t.std()), "floor": float(u.mean()),
+            "floor_sd": float(u.std()), "n": n, "repeats": repeats}

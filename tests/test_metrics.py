@@ -68,3 +68,32 @@ def test_class_accuracy_entropy_and_input_checks():
 def test_classifier_rejects_wrong_shapes():
     with pytest.raises(ValueError, match="view"):
         CourseClassifier()(torch.rand(4, 784))
+
+
+def test_mean_se_matches_the_formula_and_refuses_too_few():
+    v = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    m, se = metrics.mean_se(v)
+    assert m == 2.5 and abs(se - math.sqrt(5 / 3) / 2) < 1e-12
+    with pytest.raises(ValueError, match="at least 2"):
+        metrics.mean_se(torch.tensor([1.0]))
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.mean_se(torch.tensor([1.0, float("nan")]))
+
+
+def test_random_subset_is_random_distinct_and_reproducible():
+    a = metrics.random_subset(10_000, 1000, seed=3)
+    assert len(set(a.tolist())) == 1000 and torch.equal(a, metrics.random_subset(10_000, 1000, seed=3))
+    assert not torch.equal(a.sort().values, torch.arange(1000))      # not a file-order slice
+    with pytest.raises(ValueError, match="cannot draw"):
+        metrics.random_subset(10, 11, seed=0)
+
+
+def test_fid_with_floor_real_data_sits_at_its_floor():
+    from deepgen_helpers import data
+
+    x, _ = data.load_mnist("test")
+    r = metrics.fid_with_floor(x[metrics.random_subset(10_000, 1000, 1)], x, n=500, repeats=2)
+    assert r["floor"] > 0 and r["fid_sd"] >= 0 and r["n"] == 500
+    assert abs(r["fid"] - r["floor"]) < 3 * max(r["fid_sd"], r["floor_sd"], 0.5)
+    noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    assert metrics.fid_with_floor(noise, x, n=500, repeats=2)["fid"] > 10 * r["floor"]
