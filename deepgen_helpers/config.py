@@ -32,6 +32,8 @@ REPO_BRANCH = "main"
 MODE_ENV = "DEEPGEN_MODE"
 DEVICE_ENV = "DEEPGEN_DEVICE"
 DATA_ENV = "DEEPGEN_DATA"
+BUDGET_ENV = "DEEPGEN_BUDGET"
+BUDGETS = ("cpu", "cuda", "mps")
 MODES = ("fast", "default")
 
 
@@ -109,12 +111,37 @@ class RunConfig:
     def on_gpu(self) -> bool:
         return self.device.type in ("cuda", "mps")
 
-    def pick(self, fast: Any, default: Any, gpu: Any = None) -> Any:
-        """Choose a budget by mode: ``fast`` in fast mode, ``gpu`` (if given) on a GPU, else ``default``."""
+    @property
+    def budget(self) -> str:
+        """Which budget :meth:`pick` chooses here: ``"fast"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+
+        Lessons state their expected results for each budget; this says which statement applies to this run.
+        ``$DEEPGEN_BUDGET`` (``cpu``, ``cuda`` or ``mps``) overrides the choice, e.g. to check a GPU budget's
+        expected results on a CPU (slowly).
+        """
+        if self.fast:
+            return "fast"
+        override = os.environ.get(BUDGET_ENV, "").strip().lower()
+        if override:
+            if override not in BUDGETS:
+                raise ValueError(f"{BUDGET_ENV}={override!r} is not a budget. Use one of {BUDGETS} (to run, "
+                                 f"say, the CUDA budget on a CPU and check its expected results), or unset it.")
+            return override
+        return self.device.type if self.device.type in ("cuda", "mps") else "cpu"
+
+    def pick(self, fast: Any, default: Any, cuda: Any = None, mps: Any = None) -> Any:
+        """Choose a budget by run mode and device kind, each on purpose.
+
+        ``fast`` in fast mode; otherwise ``cuda`` on a CUDA GPU and ``mps`` on Apple silicon when given, else
+        ``default`` (the CPU budget). MPS gets the CPU budget unless a lesson chose one for it: Apple GPUs are
+        much slower than a CUDA card for these models, and the CPU figures are the ones we can check.
+        """
         if self.fast:
             return fast
-        if self.on_gpu and gpu is not None:
-            return gpu
+        if self.budget == "cuda" and cuda is not None:
+            return cuda
+        if self.budget == "mps" and mps is not None:
+            return mps
         return default
 
 
@@ -134,7 +161,7 @@ def environment_report(run: Optional[RunConfig] = None) -> dict:
         "data folder": str(data_dir()),
     }
     if run is not None:
-        report.update({"mode": run.mode, "device": str(run.device), "seed": run.seed})
+        report.update({"mode": run.mode, "device": str(run.device), "budget": run.budget, "seed": run.seed})
     return report
 
 

@@ -43,13 +43,28 @@ def test_setup_and_pick(monkeypatch, capsys):
     run = config.setup(seed=1, device="cpu")
     out = capsys.readouterr().out
     assert "mode" in out and "torch" in out and "fast" in out
-    assert run.fast and run.pick(fast=1, default=2, gpu=3) == 1
+    assert run.fast and run.pick(fast=1, default=2, cuda=3) == 1
     default_run = config.RunConfig("default", torch.device("cpu"), 0)
-    assert default_run.pick(fast=1, default=2, gpu=3) == 2
-    assert config.RunConfig("default", torch.device("cuda"), 0).pick(fast=1, default=2, gpu=3) == 3
-    assert config.RunConfig("default", torch.device("cuda"), 0).pick(fast=1, default=2) == 2
+    assert default_run.pick(fast=1, default=2, cuda=3) == 2
+    cuda = config.RunConfig("default", torch.device("cuda"), 0)
+    mps = config.RunConfig("default", torch.device("mps"), 0)
+    assert cuda.pick(fast=1, default=2, cuda=3, mps=4) == 3 and cuda.budget == "cuda"
+    assert cuda.pick(fast=1, default=2) == 2
+    assert mps.pick(fast=1, default=2, cuda=3) == 2 and mps.budget == "mps"   # MPS: the CPU budget by default
+    assert mps.pick(fast=1, default=2, cuda=3, mps=4) == 4
+    assert default_run.budget == "cpu" and run.budget == "fast"
 
 
 def test_data_dir_override(monkeypatch, tmp_path):
     monkeypatch.setenv(config.DATA_ENV, str(tmp_path))
     assert config.data_dir() == tmp_path.resolve()
+
+
+def test_budget_override(monkeypatch):
+    cpu = config.RunConfig("default", torch.device("cpu"), 0)
+    monkeypatch.setenv(config.BUDGET_ENV, "cuda")
+    assert cpu.budget == "cuda" and cpu.pick(fast=1, default=2, cuda=3) == 3
+    assert config.RunConfig("fast", torch.device("cpu"), 0).pick(fast=1, default=2, cuda=3) == 1
+    monkeypatch.setenv(config.BUDGET_ENV, "gpu")
+    with pytest.raises(ValueError, match="DEEPGEN_BUDGET='gpu' is not a budget"):
+        cpu.budget
