@@ -158,11 +158,19 @@ def environment_report(run: Optional[RunConfig] = None) -> dict:
         "cpu threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "not available",
         "mps": "available" if _mps_available() else "not available",
-        "data folder": str(data_dir()),
+        "data folder": _data_dir_label(),
     }
     if run is not None:
         report.update({"mode": run.mode, "device": str(run.device), "budget": run.budget, "seed": run.seed})
     return report
+
+
+def _data_dir_label() -> str:
+    """The data folder as the report shows it: relative to the course when it is the bundled one, so stored
+    notebook outputs do not depend on where the course was cloned."""
+    if os.environ.get(DATA_ENV):
+        return f"{data_dir()} (from ${DATA_ENV})"
+    return "data/ in the course folder (bundled)"
 
 
 def setup(seed: int = 0, device: Optional[str] = None, quiet: bool = False) -> RunConfig:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from .config import MODE_ENV, REPO_BRANCH, REPO_URL, repo_root
+from .training import PLAIN_PROGRESS_ENV
 
 #: Notebook stem -> (module in ``deepgen_helpers/models/``, one line on what it holds).
 EXPORTS: Dict[str, Tuple[str, str]] = {
@@ -48,7 +49,6 @@ from torch import nn"""
 BADGE_RE = re.compile(r"\[!\[Open In Colab\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)]*\)")
 BLOCK_START = "# --- Colab only: fetch the course and install its helpers (does nothing elsewhere) ---"
 BLOCK_END = "# --- end of Colab block ---"
-PLAIN_PROGRESS_ENV = "DEEPGEN_PLAIN_PROGRESS"
 
 
 def _github_path() -> str:

@@ -16,12 +16,37 @@ from . import checkpoints
 RETRAIN_ENV = "DEEPGEN_RETRAIN"
 
 
-def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "", **kwargs):
-    """A progress bar (``tqdm.auto``: a widget in notebooks, text in a terminal). Use ``bar.set_postfix(loss=...)``."""
-    if os.environ.get("DEEPGEN_PLAIN_PROGRESS"):  # headless runs (tests, stored outputs): plain text, no widget
-        import sys
+PLAIN_PROGRESS_ENV = "DEEPGEN_PLAIN_PROGRESS"
 
-        return plain_tqdm(iterable, total=total, desc=desc, mininterval=2.0, file=sys.stdout, **kwargs)
+
+class _OneLineBar(plain_tqdm):
+    """A progress bar that draws nothing while it runs and prints one line when it closes:
+    what ran, how many steps, how long, and its last postfix (e.g. the final loss)."""
+
+    def __init__(self, *args, **kwargs):
+        import io
+
+        super().__init__(*args, file=io.StringIO(), mininterval=3600, **kwargs)
+        self._reported = False
+
+    def close(self) -> None:
+        if not self._reported and not self.disable:
+            self._reported = True
+            d = self.format_dict
+            steps = f"{d['n']:,}" + (f"/{d['total']:,}" if d["total"] and d["total"] != d["n"] else "")
+            tail = f", {d['postfix']}" if d.get("postfix") else ""
+            print(f"{self.desc or 'progress'}: {steps} steps in {d['elapsed']:.0f} s{tail}", flush=True)
+        super().close()
+
+
+def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "", **kwargs):
+    """A progress bar (``tqdm.auto``: a widget in notebooks, text in a terminal). Use ``bar.set_postfix(loss=...)``.
+
+    In headless runs (``$DEEPGEN_PLAIN_PROGRESS`` set: stored outputs, benchmarks) it prints one line when it
+    closes instead, e.g. ``VAE: 4,680 steps in 61 s, neg_elbo=97.9``, so stored notebooks hold no floods of text.
+    """
+    if os.environ.get(PLAIN_PROGRESS_ENV):
+        return _OneLineBar(iterable, total=total, desc=desc, **kwargs)
     return tqdm(iterable, total=total, desc=desc, mininterval=0.5, **kwargs)
 
 

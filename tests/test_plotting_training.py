@@ -70,3 +70,25 @@ def test_load_or_train(tmp_path, monkeypatch):
     assert info["source"] == "checkpoint" and calls == [1]
     assert torch.equal(fresh.fc.weight, trained.fc.weight)
     assert training.load_or_train("net", Net(), train, retrain=True)["source"] == "trained" and calls == [1, 1]
+
+
+def test_headless_progress_prints_one_line_per_bar(monkeypatch, capsys):
+    from deepgen_helpers import training
+
+    monkeypatch.setenv(training.PLAIN_PROGRESS_ENV, "1")
+    bar = training.progress(total=500, desc="VAE")
+    for i in range(500):
+        bar.update(1)
+        bar.set_postfix(loss=f"{1 / (i + 1):.3f}", refresh=False)
+    bar.close()
+    bar.close()                                             # closing twice reports once
+    for _ in training.progress(range(30), desc="sweep"):    # as an iterator: closes itself
+        pass
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("VAE: 500 steps in ") and lines[0].endswith("loss=0.002")
+    assert lines[1].startswith("sweep: 30 steps in ")
+    stopped = training.progress(total=10, desc="early")
+    stopped.update(3)
+    stopped.close()
+    assert capsys.readouterr().out.startswith("early: 3/10 steps")
