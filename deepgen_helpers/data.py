@@ -10,19 +10,21 @@ import gzip
 import hashlib
 import json
 import math
+import operator
+import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from .config import data_dir
+from .config import DATA_ENV, data_dir, get_device
 
 __all__ = [
     "DataError", "IMAGE_DATASETS", "TEXT_DATASETS", "TOY_DATASETS", "CLASS_NAMES",
     "sha256_file", "verify_file", "read_idx", "load_images", "load_mnist", "load_fashion_mnist",
-    "load_text", "load_names", "make_toy_2d",
+    "load_text", "load_names", "make_toy_2d", "as_image_batch",
 ]
 
 
@@ -49,6 +51,44 @@ TEXT_DATASETS = {
     "names": "names/names.txt",
 }
 TOY_DATASETS = ("gaussian_mixture", "rings", "moons", "spirals")
+_SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Argument checks shared by the helpers (private: errors name the learner's argument and the fix)
+# ----------------------------------------------------------------------------------------------------------
+def _whole(value: Any, name: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
+    """``value`` as a Python int (NumPy and 0-d tensor integers accepted; bools and floats refused)."""
+    if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
+        raise TypeError(f"{name} must be a whole number, got {value!r}.")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be a whole number, got {value!r} ({type(value).__name__}).") from None
+    if minimum is not None and number < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {number}.")
+    if maximum is not None and number > maximum:
+        raise ValueError(f"{name} must be at most {maximum:,}, got {number:,}.")
+    return number
+
+
+def _choice(value: Any, options: Sequence[str], what: str, error: type = ValueError) -> str:
+    """``value`` if it is one of ``options``; otherwise an error listing them (and the closest one)."""
+    if isinstance(value, str) and value in options:
+        return value
+    import difflib
+
+    close = difflib.get_close_matches(str(value).lower(), list(options), n=1) if isinstance(value, str) else []
+    guess = f" Did you mean {close[0]!r}?" if close else ""
+    raise error(f"Unknown {what} {value!r}.{guess} Available: {sorted(options)}.")
+
+
+def _root_hint(root: Path) -> str:
+    """Why ``root`` may be wrong, when ``$DEEPGEN_DATA`` chose it."""
+    if os.environ.get(DATA_ENV):
+        return (f" {DATA_ENV} is set to {os.environ[DATA_ENV]!r}: point it at a copy of the course's "
+                f"data folder, or unset it to use the repository's data/.")
+    return ""
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -66,12 +106,21 @@ def sha256_file(path: Path) -> str:
 @lru_cache(maxsize=None)
 def _manifest(root: Path) -> dict:
     path = root / "manifest.json"
+    if not root.is_dir():
+        raise DataError(f"The data folder {root} does not exist.{_root_hint(root)}")
     if not path.exists():
         raise DataError(
-            f"The data manifest {path} is missing. The course's data folder is incomplete: "
-            "restore it with `git checkout -- data` (or clone the repository again)."
+            f"The data manifest {path} is missing, so the course's data folder is incomplete: "
+            "restore it with `git checkout -- data` (or clone the repository again)." + _root_hint(root)
         )
-    return json.loads(path.read_text())["files"]
+    try:
+        files = json.loads(path.read_text(encoding="utf-8"))["files"]
+        if not all(isinstance(v, dict) and "sha256" in v for v in files.values()):
+            raise ValueError("an entry lacks its sha256")
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+        raise DataError(f"The data manifest {path} is damaged ({type(exc).__name__}: {str(exc)[:80]}); "
+                        "restore it with `git checkout -- data/manifest.json`.") from None
+    return files
 
 
 _VERIFIED: set = set()
@@ -161,26 +210,33 @@ def load_images(
     Args:
         name: ``"mnist"`` or ``"fashion_mnist"``.
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
-        n: keep only the first ``n`` images (after a fixed shuffle with ``seed``, so classes stay balanced).
+        n: keep only the first ``n`` images (after a fixed shuffle with ``seed``, so classes stay balanced);
+            at most the size of the split.
         binarize: ``None`` (grey levels in [0, 1]), ``"threshold"`` (pixel > 0.5) or ``"sample"``
             (each pixel ~ Bernoulli(intensity), drawn once with ``seed``: a fixed binarisation).
         seed: seed of the shuffle and of the ``"sample"`` binarisation.
-        device: where to put the tensors (default CPU).
+        device: where to put the tensors (default CPU); ``"cuda"`` or ``"mps"`` only where available.
 
     Returns:
         ``x``: float32 ``(N, 1, 28, 28)`` in [0, 1]; ``y``: int64 ``(N,)`` class labels 0-9.
     """
-    if name not in IMAGE_DATASETS:
-        raise DataError(f"Unknown image dataset {name!r}. Available: {sorted(IMAGE_DATASETS)}.")
-    if split not in _IDX_FILES:
+    _choice(name, IMAGE_DATASETS, "image dataset", DataError)
+    if not (isinstance(split, str) and split in _IDX_FILES):
         raise DataError(f"Unknown split {split!r} for {name}. Use 'train' or 'test'.")
-    if binarize not in (None, "threshold", "sample"):
+    if not (binarize is None or (isinstance(binarize, str) and binarize in ("threshold", "sample"))):
         raise ValueError(f"binarize={binarize!r} is not supported; use None, 'threshold' or 'sample'.")
+    seed = _whole(seed, "seed", 0)
+    if n is not None:
+        n = _whole(n, "n", 1)
+        size = _SPLIT_SIZES[split]
+        if n > size:
+            raise ValueError(f"n={n:,} but the {name} {split} split has only {size:,} images; "
+                             f"use n <= {size:,}, or n=None for all of them.")
+    if device is not None:
+        device = get_device(device)
     images, labels = _load_idx_pair(name, split, str(data_dir()))
     index = np.arange(images.shape[0])
     if n is not None:
-        if not (isinstance(n, int) and 0 < n):
-            raise ValueError(f"n must be a positive int, got {n!r}.")
         index = np.random.default_rng(seed).permutation(images.shape[0])[:n]
     x = torch.from_numpy(images[index].astype(np.float32) / 255.0).unsqueeze(1)  # (N, 1, 28, 28)
     y = torch.from_numpy(labels[index].astype(np.int64))  # (N,)
@@ -203,13 +259,110 @@ def load_fashion_mnist(split: str = "train", **kwargs) -> Tuple[torch.Tensor, to
     return load_images("fashion_mnist", split, **kwargs)
 
 
+def as_image_batch(images: Any, name: str = "images", *, shape: Optional[Tuple[int, int, int]] = None,
+                   value_range: Tuple[float, float] = (0.0, 1.0), tolerance: float = 1e-3,
+                   min_count: int = 1, fix: str = "") -> torch.Tensor:
+    """Check a batch of images and return it as a detached float32 ``(N, C, H, W)`` tensor (same device).
+
+    The one validation of image batches that the metrics and the plots share. Accepts a tensor or NumPy
+    array ``(N, C, H, W)``, ``(N, H, W)`` (one channel) or ``(N, H*W)`` (square images), or a list of
+    images (or of batches) of one shape. ``shape`` ``(C, H, W)`` fixes the image size, e.g. ``(1, 28, 28)``.
+    Values must lie in ``value_range``, give or take ``tolerance`` times its width; ``fix`` is appended to a
+    range error. Raises ``TypeError`` or ``ValueError`` naming ``name`` for channels-last layouts, other
+    sizes, fewer than ``min_count`` images, NaN or infinite values, and 0-255 or [-1, 1] pixels.
+    """
+    x = _to_tensor(images, name)
+    original = tuple(x.shape)
+    if x.dtype == torch.bool:
+        x = x.float()
+    if x.is_complex() or not (x.is_floating_point() or x.dtype in _INT_DTYPES):
+        raise TypeError(f"{name} must hold real numbers, got a tensor of dtype {x.dtype}.")
+    want = " x ".join(str(d) for d in shape) if shape else None
+    if x.dim() == 2:
+        side = math.isqrt(x.shape[1])
+        if side * side != x.shape[1] or (shape and (1, side, side) != tuple(shape)):
+            raise ValueError(f"{name} has shape {original}: flat images of {x.shape[1]} pixels, which is not "
+                             f"{'square' if not shape else want}. Pass images as (N, C, H, W).")
+        x = x.reshape(-1, 1, side, side)
+    elif x.dim() == 3:
+        x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
+    if x.dim() != 4:
+        raise ValueError(f"{name} must be a batch of images (N, C, H, W), got shape {original}.")
+    channels_ok = (shape[0],) if shape else (1, 3, 4)
+    if x.shape[1] not in channels_ok and x.shape[3] in channels_ok:
+        raise ValueError(f"{name} has shape {original}, with the channels last; the helpers expect channels "
+                         f"first (N, C, H, W): pass {name}.permute(0, 3, 1, 2).")
+    if shape and tuple(x.shape[1:]) != tuple(shape):
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}) "
+                         f"(or (N, {shape[1]}, {shape[2]}) or (N, {shape[1] * shape[2]})), got {original}.")
+    if x.shape[1] not in channels_ok:
+        raise ValueError(f"{name} has {x.shape[1]} channels (shape {original}); images need 1 (grey), "
+                         "3 (RGB) or 4 (RGBA) channels in (N, C, H, W).")
+    if len(x) < min_count:
+        raise ValueError(f"{name} holds {len(x)} image{'s' if len(x) != 1 else ''}; at least {min_count} "
+                         f"{'is' if min_count == 1 else 'are'} needed.")
+    x = x.float()
+    if x.numel():
+        finite = torch.isfinite(x)
+        if not bool(finite.all()):
+            bad = int((~finite).flatten(1).any(1).sum())
+            raise ValueError(f"{name} contains NaN or infinite values ({bad} of {len(x)} images): whatever "
+                             "made them has diverged (try a lower learning rate; look for log(0) or /0).")
+        lo, hi = float(value_range[0]), float(value_range[1])
+        slack = tolerance * (hi - lo)
+        low, high = float(x.min()), float(x.max())
+        if low < lo - slack or high > hi + slack:
+            hint = ""
+            if high > 1.5 and high <= 255 + slack and low >= -slack and hi <= 1:
+                hint = " They look like 0-255 pixel values: divide by 255."
+            elif -1 - slack <= low < 0 and high <= 1 + slack and lo >= 0:
+                hint = " If they are in [-1, 1], pass (x + 1) / 2."
+            raise ValueError(f"{name} must hold values in [{lo:g}, {hi:g}], got values in "
+                             f"[{low:.3g}, {high:.3g}].{hint}{fix}")
+    return x
+
+
+_INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def _to_tensor(value: Any, name: str) -> torch.Tensor:
+    """A tensor from a tensor, NumPy array, number or (nested) list of them; detached, never shared."""
+    if isinstance(value, torch.Tensor):
+        return value.detach()
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            raise TypeError(f"{name} is a NumPy array of Python objects; convert it to numbers first.")
+        return torch.from_numpy(np.array(value))
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0:
+            raise ValueError(f"{name} is an empty {type(value).__name__}.")
+        if any(isinstance(v, (torch.Tensor, np.ndarray)) for v in value):
+            parts = [_to_tensor(v, f"{name}[{i}]") for i, v in enumerate(value)]
+            first = tuple(parts[0].shape)
+            for i, part in enumerate(parts):
+                if tuple(part.shape) != first:
+                    raise ValueError(f"{name}[{i}] has shape {tuple(part.shape)} but {name}[0] has {first}; "
+                                     "every element of the list must have the same shape.")
+            if len(first) == 4:  # a list of batches
+                return torch.cat([p.to(parts[0].device) for p in parts])
+            return torch.stack([p.to(parts[0].device) for p in parts])
+        try:
+            return torch.tensor(value)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"{name} must be numbers of one shape (a tensor, an array or a list of "
+                            f"them); could not read the {type(value).__name__} given.") from None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return torch.tensor(value)
+    raise TypeError(f"{name} must be a torch.Tensor (or a NumPy array, or a list of tensors), "
+                    f"got {type(value).__name__}.")
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Text
 # ----------------------------------------------------------------------------------------------------------
 def load_text(name: str) -> str:
     """The whole text of a bundled corpus: ``"quijote"`` (Spanish), ``"tinyshakespeare"`` or ``"names"``."""
-    if name not in TEXT_DATASETS:
-        raise DataError(f"Unknown text dataset {name!r}. Available: {sorted(TEXT_DATASETS)}.")
+    _choice(name, TEXT_DATASETS, "text dataset", DataError)
     return verify_file(TEXT_DATASETS[name]).read_text(encoding="utf-8")
 
 
@@ -228,10 +381,14 @@ def make_toy_2d(name: str, n: int = 1000, seed: int = 0, noise: Optional[float] 
     ``"moons"`` (two interleaved half circles) or ``"spirals"`` (two arms). ``noise`` is the standard deviation
     of the Gaussian jitter (a per-dataset default when ``None``).
     """
-    if name not in TOY_DATASETS:
-        raise DataError(f"Unknown toy dataset {name!r}. Available: {list(TOY_DATASETS)}.")
-    if not (isinstance(n, int) and n > 0):
-        raise ValueError(f"n must be a positive int, got {n!r}.")
+    _choice(name, TOY_DATASETS, "toy dataset", DataError)
+    n = _whole(n, "n", 1)
+    seed = _whole(seed, "seed", 0, 2**64 - 1)
+    if noise is not None:
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) \
+                or noise < 0:
+            raise ValueError(f"noise is the standard deviation of the jitter: a number >= 0, got {noise!r}.")
+        noise = float(noise)
     g = torch.Generator().manual_seed(seed)
     if name == "gaussian_mixture":
         k = torch.randint(0, 8, (n,), generator=g)

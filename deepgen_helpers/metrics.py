@@ -12,11 +12,12 @@ only, not with published FIDs.
 from __future__ import annotations
 
 import math
-from typing import Tuple
+from typing import Any, Tuple
 
 import torch
 
 from .classifier import load_classifier
+from .data import _to_tensor, _whole, as_image_batch
 
 LN2 = math.log(2.0)
 
@@ -28,22 +29,17 @@ def nats_to_bits(nats: float) -> float:
 
 def bits_per_dim(nll_nats: float, n_dims: int) -> float:
     """Negative log-likelihood of one example, in nats, expressed as bits per dimension: ``nll / (D ln 2)``."""
-    if n_dims <= 0:
-        raise ValueError(f"n_dims must be positive, got {n_dims}.")
+    n_dims = _whole(n_dims, "n_dims (the number of dimensions, e.g. 784 for MNIST)", 1)
     return nll_nats / (n_dims * LN2)
 
 
-def _check_images(images: torch.Tensor, name: str = "images") -> torch.Tensor:
-    if not isinstance(images, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(images).__name__}.")
-    if images.dim() == 2 and images.shape[1] == 784:
-        images = images.view(-1, 1, 28, 28)
-    if images.dim() != 4 or images.shape[1:] != (1, 28, 28):
-        raise ValueError(f"{name} must have shape (N, 1, 28, 28) (or (N, 784)), got {tuple(images.shape)}.")
-    if images.numel() and (images.min() < -1e-3 or images.max() > 1 + 1e-3):
-        raise ValueError(f"{name} must hold pixel values in [0, 1]; got range [{images.min():.2f}, {images.max():.2f}]. "
-                         "If your model outputs [-1, 1], pass (x + 1) / 2.")
-    return images.float()
+def _check_images(images: Any, name: str = "images", min_count: int = 1) -> torch.Tensor:
+    """Images for the course classifier: float32 ``(N, 1, 28, 28)`` in [0, 1] (see ``data.as_image_batch``)."""
+    return as_image_batch(images, name, shape=(1, 28, 28), min_count=min_count)
+
+
+def _batches(n: int, batch_size: Any) -> range:
+    return range(0, n, _whole(batch_size, "batch_size", 1))
 
 
 @torch.no_grad()
@@ -51,7 +47,8 @@ def classifier_features(images: torch.Tensor, dataset: str = "mnist", batch_size
     """Penultimate features ``(N, 128)`` of the course classifier for ``images`` ``(N, 1, 28, 28)`` in [0, 1]."""
     images = _check_images(images)
     model = load_classifier(dataset)
-    return torch.cat([model.features(images[i:i + batch_size].cpu()) for i in range(0, len(images), batch_size)])
+    return torch.cat([model.features(images[i:i + batch_size].cpu())
+                      for i in _batches(len(images), batch_size)])
 
 
 @torch.no_grad()
@@ -59,14 +56,23 @@ def predict(images: torch.Tensor, dataset: str = "mnist", batch_size: int = 1000
     """Class predicted by the course classifier for each image: int64 ``(N,)``."""
     images = _check_images(images)
     model = load_classifier(dataset)
-    return torch.cat([model(images[i:i + batch_size].cpu()).argmax(1) for i in range(0, len(images), batch_size)])
+    return torch.cat([model(images[i:i + batch_size].cpu()).argmax(1)
+                      for i in _batches(len(images), batch_size)])
+
+
+def _check_features(features: Any, name: str = "features") -> torch.Tensor:
+    f = _to_tensor(features, name)
+    if f.dim() != 2 or f.shape[0] < 2:
+        raise ValueError(f"{name} must have shape (N, F) with N >= 2 rows, got {tuple(f.shape)}.")
+    if not bool(torch.isfinite(f).all()):
+        raise ValueError(f"{name} contains NaN or infinite values; the images or the model that made them "
+                         "have diverged.")
+    return f
 
 
 def gaussian_stats(features: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """Mean ``(F,)`` and unbiased covariance ``(F, F)`` of ``features`` ``(N, F)``, in float64."""
-    if features.dim() != 2 or features.shape[0] < 2:
-        raise ValueError(f"features must have shape (N, F) with N >= 2, got {tuple(features.shape)}.")
-    f = features.double()
+    f = _check_features(features).double()
     mu = f.mean(0)
     centred = f - mu
     return mu, centred.T @ centred / (f.shape[0] - 1)
@@ -84,15 +90,27 @@ def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, c
     ``Tr((C1 C2)^{1/2})`` is computed as the sum of the square roots of the eigenvalues of the symmetric PSD
     matrix ``C1^{1/2} C2 C1^{1/2}``, which has the same eigenvalues as ``C1 C2`` and is numerically safer.
     """
+    mu1, cov1, mu2, cov2 = (_to_tensor(v, n) for v, n in
+                            ((mu1, "mu1"), (cov1, "cov1"), (mu2, "mu2"), (cov2, "cov2")))
+    f = mu1.shape[0] if mu1.dim() == 1 else -1
+    if f < 1 or tuple(mu2.shape) != (f,) or tuple(cov1.shape) != (f, f) or tuple(cov2.shape) != (f, f):
+        raise ValueError(f"frechet_distance needs means (F,) and covariances (F, F) of one size F; got mu1 "
+                         f"{tuple(mu1.shape)}, cov1 {tuple(cov1.shape)}, mu2 {tuple(mu2.shape)}, "
+                         f"cov2 {tuple(cov2.shape)}.")
+    if not all(bool(torch.isfinite(v).all()) for v in (mu1, cov1, mu2, cov2)):
+        raise ValueError("frechet_distance got NaN or infinite means or covariances.")
     s1 = _sqrtm_psd(cov1.double())
     middle = s1 @ cov2.double() @ s1
     tr_sqrt = torch.linalg.eigvalsh((middle + middle.T) / 2).clamp_min(0).sqrt().sum()
-    d2 = (mu1.double() - mu2.double()).pow(2).sum() + cov1.double().trace() + cov2.double().trace() - 2 * tr_sqrt
+    d2 = ((mu1.double() - mu2.double()).pow(2).sum() + cov1.double().trace() + cov2.double().trace()
+          - 2 * tr_sqrt)
     return float(d2.clamp_min(0))
 
 
 def fid_from_features(features_a: torch.Tensor, features_b: torch.Tensor) -> float:
     """FID between two sets of features ``(N_a, F)`` and ``(N_b, F)``."""
+    features_a = _check_features(features_a, "features_a")
+    features_b = _check_features(features_b, "features_b")
     if features_a.shape[1] != features_b.shape[1]:
         raise ValueError(f"feature sizes differ: {features_a.shape[1]} vs {features_b.shape[1]}.")
     return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
@@ -102,8 +120,11 @@ def fid(images_a: torch.Tensor, images_b: torch.Tensor, dataset: str = "mnist") 
     """FID between two image sets ``(N, 1, 28, 28)`` in [0, 1], on the course classifier's features.
 
     Use at least a few hundred images per set (the features have 128 dimensions); the estimate is biased
-    upwards for small sets, so compare FIDs computed with the same number of images.
+    upwards for small sets, so compare FIDs computed with the same number of images. Raises ``ValueError``
+    for sets of fewer than 2 images, NaN images and images outside [0, 1].
     """
+    images_a = _check_images(images_a, "images_a", min_count=2)
+    images_b = _check_images(images_b, "images_b", min_count=2)
     return fid_from_features(classifier_features(images_a, dataset), classifier_features(images_b, dataset))
 
 
@@ -112,19 +133,43 @@ def class_accuracy(images: torch.Tensor, labels: torch.Tensor, dataset: str = "m
 
     For a conditional generator, ``labels`` are the classes it was asked to draw.
     """
-    labels = torch.as_tensor(labels).cpu()
-    if labels.shape != (len(images),):
-        raise ValueError(f"labels must have shape ({len(images)},), got {tuple(labels.shape)}.")
+    images = _check_images(images)
+    labels = _check_labels(labels, 10, n=len(images))
     return float((predict(images, dataset) == labels).float().mean())
 
 
-def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
-    """Entropy in nats of the histogram of ``labels`` ``(N,)``: log(n_classes) when every class is equally common,
-    0 when all are the same class (mode collapse)."""
-    labels = torch.as_tensor(labels)
+def _check_labels(labels: Any, n_classes: int, n: int = -1) -> torch.Tensor:
+    """Class labels as int64 ``(N,)`` in ``[0, n_classes)``; refuses probabilities, one-hot rows and floats."""
+    labels = _to_tensor(labels, "labels").cpu()
+    if labels.dim() == 2 and labels.shape[1] == n_classes and labels.shape[0] > 0:
+        raise ValueError(f"labels has shape {tuple(labels.shape)}: that looks like class probabilities or "
+                         f"one-hot rows, not class labels; pass labels.argmax(1).")
+    if labels.dim() != 1 or (n >= 0 and labels.shape[0] != n):
+        want = f"({n},), one per image" if n >= 0 else "(N,)"
+        raise ValueError(f"labels must have shape {want}, got {tuple(labels.shape)}.")
     if labels.numel() == 0:
         raise ValueError("labels is empty.")
-    p = torch.bincount(labels.long().flatten(), minlength=n_classes).double()
+    if labels.is_floating_point():
+        if not bool((labels == labels.round()).all()):
+            raise ValueError("labels must be whole class numbers, got fractional values such as "
+                             f"{labels[labels != labels.round()][0].item():g}; pass class indices "
+                             "(for probabilities, probs.argmax(1)).")
+    elif labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"labels must be class numbers, got a tensor of dtype {labels.dtype}.")
+    labels = labels.long()
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= n_classes:
+        raise ValueError(f"labels must be classes 0 to {n_classes - 1}, got values from {low} to {high}.")
+    return labels
+
+
+def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
+    """Entropy in nats of the histogram of ``labels`` ``(N,)``: log(n_classes) when every class is equally
+    common, 0 when all are the same class (mode collapse). ``labels`` are class numbers 0 to n_classes - 1,
+    not probabilities (use ``probs.argmax(1)``)."""
+    n_classes = _whole(n_classes, "n_classes", 1)
+    labels = _check_labels(labels, n_classes)
+    p = torch.bincount(labels, minlength=n_classes).double()
     p = p[p > 0] / p.sum()
     return float(-(p * p.log()).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0
 
