@@ -75,12 +75,19 @@ def colab_block() -> str:
         "import os, subprocess, sys",
         'if "google.colab" in sys.modules:',
         '    if not os.path.isdir("/content/deepgen"):',
-        f'        subprocess.run(["git", "clone", "-q", "--depth", "1", "{REPO_URL}", "/content/deepgen"], check=True)',
-        "        # Installs only what is missing: Colab's own torch, numpy and matplotlib satisfy the ranges.",
-        '        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "/content/deepgen"], check=True)',
+        f'        url = "{REPO_URL}"',
+        '        subprocess.run(["git", "clone", "-q", "--depth", "1", url, "/content/deepgen"], check=True)',
+        "        # Installs only what is missing: Colab's torch, numpy and matplotlib satisfy the ranges.",
+        '        pip = [sys.executable, "-m", "pip", "install", "-q"]',
+        '        subprocess.run(pip + ["-e", "/content/deepgen"], check=True)',
         '    sys.path.insert(0, "/content/deepgen")',
         BLOCK_END,
     ])
+
+
+#: The kernelspec JupyterLab writes for the standard ipykernel. Stored notebooks carry exactly this, so that
+#: opening a lesson in JupyterLab does not mark it changed (Colab reads it and keeps its own copy).
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def _notebooks() -> List[Path]:
@@ -153,6 +160,9 @@ def sync(check: bool = False) -> List[str]:
         nb = nbformat.read(str(path), as_version=4)
         rel = path.relative_to(repo_root()).as_posix()
         why = set()
+        if dict(nb.metadata.get("kernelspec", {})) != KERNELSPEC:
+            nb.metadata["kernelspec"] = dict(KERNELSPEC)
+            why.add("kernelspec")
         for cell in nb.cells:
             src = _src(cell)
             if cell.cell_type == "markdown" and BADGE_RE.search(src):
@@ -166,7 +176,7 @@ def sync(check: bool = False) -> List[str]:
                 cell.source = new
                 why.add(what)
         if why:
-            changed.append(f"{rel}: {' and '.join(sorted(why))} out of date (config.REPO_URL changed?)")
+            changed.append(f"{rel}: {' and '.join(sorted(why))} out of date")
             if not check:
                 nbformat.write(nb, str(path))
     readme = repo_root() / "README.md"
@@ -181,8 +191,9 @@ def sync(check: bool = False) -> List[str]:
 
 
 def clean_outputs(nb) -> None:
-    """Drop widget state, timing metadata and widget views (keeping their text), in place."""
+    """Drop widget state, timing metadata and widget views (keeping their text); set the kernelspec, in place."""
     nb.metadata.pop("widgets", None)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         for out in cell.get("outputs", []):
@@ -208,14 +219,24 @@ def execute(path: Path, mode: str = "default", timeout: int = 1800) -> float:
     return time.time() - start
 
 
+def _notebook_arg(text: str) -> Path:
+    """``execute``'s notebook argument: an existing ``.ipynb`` file."""
+    path = Path(text)
+    if path.suffix != ".ipynb" or not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a notebook file (.ipynb) that exists here")
+    return path
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Colab badges and stored outputs.")
     sub = parser.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sync")
     s.add_argument("--check", action="store_true")
     e = sub.add_parser("execute")
-    e.add_argument("notebooks", nargs="+", type=Path)
-    e.add_argument("--mode", default="default")
+    from .config import MODES  # the run modes execute accepts
+
+    e.add_argument("notebooks", nargs="+", type=_notebook_arg)
+    e.add_argument("--mode", default="default", choices=MODES)
     args = parser.parse_args(argv)
     if args.cmd == "sync":
         changed = sync(check=args.check)

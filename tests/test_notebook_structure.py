@@ -64,6 +64,40 @@ def test_stored_outputs_are_clean(path):
             assert "weights_only=True" in src, "load checkpoints with weights_only=True"
 
 
+MAX_CODE_LINE = 100   # Colab and a projector show about this much without scrolling sideways
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_code_lines_fit_a_projector(path):
+    long = [(c.get("id"), len(line)) for c in _load(path)["cells"] if c["cell_type"] == "code"
+            for line in _src(c).splitlines() if len(line) > MAX_CODE_LINE]
+    assert not long, f"code lines over {MAX_CODE_LINE} characters (cell id, length): {long[:10]}"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_notebook_is_what_jupyterlab_writes(path):
+    """Opening a lesson in JupyterLab must not mark it changed: it rewrites any other kernelspec."""
+    assert _load(path)["metadata"].get("kernelspec") == publish.KERNELSPEC, "run `... publish sync`"
+
+
+MACHINE_PATH = re.compile(r"(/home/|/Users/|/root/|/tmp/|/work/|[A-Z]:\\\\Users)")
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def test_stored_outputs_are_portable_and_short(path):
+    """No machine paths (they depend on where the course was cloned) and no floods of progress text."""
+    root = str(repo_root())
+    for cell in _load(path)["cells"]:
+        for out in cell.get("outputs", []):
+            text = "".join(out.get("text", "")) + "".join(
+                "".join(v) for k, v in out.get("data", {}).items() if k.startswith("text/plain"))
+            assert root not in text and not MACHINE_PATH.search(text), \
+                f"machine path in the stored output of cell {cell.get('id')}: {text[:200]!r}"
+            if out["output_type"] == "stream":
+                assert "\r" not in text and not re.search(r"\d+(\.\d+)?it/s\]", text), \
+                    f"progress-bar text in the stored output of cell {cell.get('id')} (re-run publish execute)"
+
+
 def test_exported_modules_badges_and_colab_blocks_are_in_sync():
     """One source: deepgen_helpers/models/*.py are exactly the notebooks' export cells."""
     stale = publish.sync(check=True)
