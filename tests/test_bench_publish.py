@@ -78,6 +78,7 @@ def _tiny_repo(tmp_path, monkeypatch):
                 nbformat.v4.new_code_cell("@dataclass\nclass Cfg:\n    n: int = 3", metadata={"tags": ["export"]})]
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"c{i}"
+    nb.metadata["kernelspec"] = dict(publish.KERNELSPEC)
     nbformat.write(nb, str(tmp_path / "notebooks" / "99_toy.ipynb"))
     monkeypatch.setattr(publish, "repo_root", lambda: tmp_path)
     monkeypatch.setattr(publish, "EXPORTS", {"99_toy": ("toy", "A toy module.")})
@@ -118,3 +119,24 @@ def test_export_of_a_notebook_without_tagged_cells_is_refused(tmp_path, monkeypa
     nbformat.write(nbformat.v4.new_notebook(), str(tmp_path / "notebooks" / "98_none.ipynb"))
     with pytest.raises(ValueError, match="98_none.ipynb has no code cell tagged 'export'"):
         publish.sync(check=True)
+
+
+def test_sync_sets_the_kernelspec_jupyterlab_writes(tmp_path, monkeypatch):
+    _tiny_repo(tmp_path, monkeypatch)
+    publish.sync()
+    path = tmp_path / "notebooks" / "99_toy.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    nb.metadata["kernelspec"]["display_name"] = "Python 3"            # what older tools wrote
+    nbformat.write(nb, str(path))
+    assert publish.sync(check=True) == ["notebooks/99_toy.ipynb: kernelspec out of date"]
+    publish.sync()
+    assert nbformat.read(str(path), as_version=4).metadata["kernelspec"] == publish.KERNELSPEC
+
+
+def test_lab_settings_save_widget_state_inside_the_course_environment():
+    from deepgen_helpers.config import repo_root
+
+    overrides = json.loads((repo_root() / "lab" / "overrides.json").read_text())
+    assert overrides["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+    script = (repo_root() / "deepgen").read_text()
+    assert 'cp lab/overrides.json "$VENV/share/jupyter/lab/settings/overrides.json"' in script
