@@ -1,11 +1,14 @@
 """Train and register lesson 02's shipped checkpoints with the lesson's own classes and training loop.
 
-    python scripts/train_lesson02.py                  # all three: ae02_conv, ae02_mlp2d, ae02_denoise
+    python scripts/train_lesson02.py                  # all: ae02_conv, ae02_mlp16, ae02_mlp2d, ae02_denoise
     python scripts/train_lesson02.py --only ae02_conv # one of them
 
 The models, loss and loop are the lesson's own: the cells of notebooks/02_autoencoders.ipynb tagged ``export``,
 exported to ``deepgen_helpers.models.autoencoders``. So a checkpoint is exactly what the lesson would train with
-a bigger budget. Quality is measured on the full MNIST test set (10,000 digits) and written into data/checkpoints/manifest.json.
+a bigger budget. Quality is measured on the full MNIST test set (10,000 digits) and written into
+data/checkpoints/manifest.json. ``ae02_conv`` and ``ae02_mlp16`` share the code size (16), the data, the seed
+and the budget (12 epochs), so the lesson compares them like with like. Checkpoints marked ``half`` are stored
+in float16; their quality is measured on the stored (rounded) weights, and the float32 value is printed beside it.
 """
 from __future__ import annotations
 
@@ -25,14 +28,26 @@ NOISE_SEED = 1         # the lesson's fixed test noise generator seed
 
 
 def specs():
-    """name -> (model constructor, TrainConfig)."""
+    """name -> (model constructor, TrainConfig, store in float16)."""
     T = lesson.TrainConfig
     return {
-        "ae02_conv": (lambda: lesson.ConvAutoencoder(lesson.ConvAEConfig(latent_dim=16)), T(epochs=12)),
-        "ae02_mlp2d": (lambda: lesson.MLPAutoencoder(lesson.MLPAEConfig(latent_dim=2)), T(epochs=30)),
+        "ae02_conv": (lambda: lesson.ConvAutoencoder(lesson.ConvAEConfig(latent_dim=16)), T(epochs=12), False),
+        "ae02_mlp16": (lambda: lesson.MLPAutoencoder(lesson.MLPAEConfig(latent_dim=16)), T(epochs=12), True),
+        "ae02_mlp2d": (lambda: lesson.MLPAutoencoder(lesson.MLPAEConfig(latent_dim=2)), T(epochs=30), False),
         "ae02_denoise": (lambda: lesson.ConvAutoencoder(lesson.ConvAEConfig(latent_dim=16)),
-                         T(epochs=12, noise_sigma=NOISE_SIGMA)),
+                         T(epochs=12, noise_sigma=NOISE_SIGMA), False),
     }
+
+
+def measure(model, x_test, x_test_noisy, cfg) -> dict:
+    """Quality on the full test set: reconstruction cost (nats/image) and MSE per pixel, with standard errors."""
+    clean = lesson.evaluate_reconstruction(model, x_test)
+    quality = {"test_bce_nats": round(clean["bce"], 2), "test_bce_se": round(clean["bce_se"], 2),
+               "test_mse_per_pixel": round(clean["mse"], 5)}
+    if cfg.noise_sigma > 0:
+        noisy = lesson.evaluate_reconstruction(model, x_test, x_in=x_test_noisy)
+        quality["noisy_test_mse_per_pixel"] = round(noisy["mse"], 5)
+    return quality
 
 
 def main(argv=None) -> int:
@@ -47,20 +62,21 @@ def main(argv=None) -> int:
     x_test_noisy = lesson.add_gaussian_noise(x_test, NOISE_SIGMA, torch.Generator().manual_seed(NOISE_SEED))
     table = specs()
     for name in args.only or list(table):
-        build, cfg = table[name]
+        build, cfg, half = table[name]
         seed_everything(args.seed)
         model = build().to(device)
         start = time.time()
         lesson.train_autoencoder(model, x_train, cfg, desc=name)
         wall = time.time() - start
-        clean = lesson.evaluate_reconstruction(model, x_test)
-        quality = {"test_bce_nats": round(clean["bce"], 2), "test_mse_per_pixel": round(clean["mse"], 5)}
-        if cfg.noise_sigma > 0:
-            noisy = lesson.evaluate_reconstruction(model, x_test, x_in=x_test_noisy)
-            quality["noisy_test_mse_per_pixel"] = round(noisy["mse"], 5)
+        model = model.cpu()
+        full = measure(model, x_test, x_test_noisy, cfg)
         path = checkpoints.checkpoint_dir() / f"{name}.pt"
-        checkpoints.save_checkpoint(path, model.cpu(), model.cfg,
+        checkpoints.save_checkpoint(path, model, model.cfg, half=half,
                                     metadata={"lesson": LESSON, "train_config": vars(cfg), "seed": args.seed})
+        checkpoints.load_into(model, path)           # measure what ships: the stored (maybe rounded) weights
+        quality = measure(model, x_test, x_test_noisy, cfg)
+        if half:
+            print(f"{name}: float32 {full}; stored float16 {quality}", flush=True)
         only = f" --only {name}"
         entry = checkpoints.register_checkpoint(
             name, path, lesson=LESSON, command=f"python scripts/train_lesson02.py{only}", device=str(device),
