@@ -6,7 +6,8 @@ Both models train for the same wall-clock budget on the same data (the 60,000 tr
 ``binarize="sample", seed=0``), with the same optimiser (Adam, lr 1e-3, batches of 128, constant learning rate),
 the same loss (the lesson's ``elbo_terms``: Bernoulli decoder, closed-form KL) and the same seed. Evaluation time is
 not counted. Prints one JSON line per model: test negative ELBO (nats, 10,000 test digits binarised with
-``binarize="sample", seed=1``) and an importance-weighted NLL estimate (k samples on the first 1,000 test digits).
+``binarize="sample", seed=1``) and an importance-weighted NLL estimate (k samples on 1,000 random test digits,
+``metrics.random_subset(10000, 1000, seed=1)``), each with its standard error over the digits.
 Run it alone (under the course's CPU lock): the budget is wall-clock time.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import torch
 from torch import nn
 
-from deepgen_helpers import data
+from deepgen_helpers import data, metrics
 from deepgen_helpers.models import vae as lesson
 
 
@@ -70,11 +71,13 @@ def train_for(model, x_train, seconds, seed, lr=1e-3, batch_size=128):
 
 @torch.no_grad()
 def evaluate(model, x_test, k, n_iwae, seed=0):
+    """(mean, standard error) of the test negative ELBO, and of the IWAE estimate on n_iwae random digits."""
     torch.manual_seed(seed)
-    neg_elbo = sum(float(sum(lesson.elbo_terms(model, x_test[i:i + 1000])).sum()) for i in range(0, len(x_test), 1000))
+    neg_elbo = torch.cat([sum(lesson.elbo_terms(model, x_test[i:i + 1000])) for i in range(0, len(x_test), 1000)])
     g = torch.Generator().manual_seed(seed)
-    iw = torch.cat([lesson.iwae_nll(model, x_test[i:i + 50], k, generator=g) for i in range(0, n_iwae, 50)])
-    return neg_elbo / len(x_test), float(iw.mean())
+    x_iw = x_test[metrics.random_subset(len(x_test), n_iwae, seed=1)]     # random digits, never file order
+    iw = torch.cat([lesson.iwae_nll(model, x_iw[i:i + 20], k, generator=g) for i in range(0, n_iwae, 20)])
+    return metrics.mean_se(neg_elbo), metrics.mean_se(iw)
 
 
 def main(argv=None) -> int:
@@ -91,11 +94,12 @@ def main(argv=None) -> int:
         torch.manual_seed(args.seed)
         model = make()
         wall, steps = train_for(model, x_train, args.seconds, args.seed)
-        neg_elbo, iwae = evaluate(model, x_test, args.k, args.n_iwae)
+        (neg_elbo, neg_elbo_se), (iwae, iwae_se) = evaluate(model, x_test, args.k, args.n_iwae)
         print(json.dumps({"model": name, "train_seconds": round(wall, 1), "steps": steps,
                           "epochs": round(steps * 128 / len(x_train), 2),
                           "params": sum(p.numel() for p in model.parameters()),
-                          "test_neg_elbo_nats": round(neg_elbo, 2), f"iwae_nll_k{args.k}_nats": round(iwae, 2),
+                          "test_neg_elbo_nats": round(neg_elbo, 2), "test_neg_elbo_se": round(neg_elbo_se, 2),
+                          f"iwae_nll_k{args.k}_nats": round(iwae, 2), "iwae_se": round(iwae_se, 2),
                           "torch_threads": torch.get_num_threads()}), flush=True)
     return 0
 

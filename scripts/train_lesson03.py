@@ -4,7 +4,8 @@
     python scripts/train_lesson03.py vae2d --epochs 20     # 2-D latent VAE for the latent map and manifold grid
     python scripts/train_lesson03.py cvae  --epochs 30     # conditional VAE, target: class accuracy >= 0.90
 
-Each run is seeded, trains on the 60,000 MNIST training digits with dynamic binarisation (a fresh Bernoulli
+Each run is seeded, trains with the lesson's ``train_vae`` and ``TrainConfig(cosine=True)`` (the learning rate
+decays to zero over the run) on the 60,000 MNIST training digits with dynamic binarisation (a fresh Bernoulli
 draw per batch from the grey levels), evaluates on the 10,000 test digits binarised once with
 ``load_mnist("test", binarize="sample", seed=1)`` (the lesson's test set), saves ``data/checkpoints/<name>.pt``
 and registers it in the manifest with the measured quality. Run it under the course's CPU lock.
@@ -79,8 +80,9 @@ def main(argv=None) -> int:
         checkpoints.load_shipped(NAMES[args.which], model)
         print(json.dumps({"resumed_from": previous["quality"]}), flush=True)
     start = time.time()
-    lesson.train_vae(model, x_train, epochs=args.epochs, y_train=y_train if args.which == "cvae" else None,
-                    grey=grey, lr=args.lr, batch_size=args.batch_size, seed=args.seed, desc=args.which)
+    train_cfg = lesson.TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, seed=args.seed,
+                                   cosine=True, desc=args.which)      # cosine decay: these are long runs
+    lesson.train_vae(model, x_train, train_cfg, y_train=y_train if args.which == "cvae" else None, grey=grey)
     wall = time.time() - start
     if args.half:                                   # evaluate exactly the weights that will be stored
         with torch.no_grad():

@@ -62,6 +62,42 @@ def test_iwae_k1_is_unbiased_for_neg_elbo_and_tightens_with_k():
     assert iw50.mean() < nelbo.mean()
 
 
+def test_torch_normal_is_a_silent_failure_and_rsample_is_not():
+    """The lesson's claim (section 3.2): torch.normal stays in the graph but passes zero gradient."""
+    mu = torch.tensor([1.0, -2.0], requires_grad=True)
+    sigma = torch.tensor([0.5, 2.0], requires_grad=True)
+    z = torch.normal(mu, sigma)
+    assert z.requires_grad
+    z.pow(2).sum().backward()
+    assert torch.equal(mu.grad, torch.zeros(2)) and torch.equal(sigma.grad, torch.zeros(2))
+    mu.grad = None
+    torch.distributions.Normal(mu, sigma).rsample().pow(2).sum().backward()
+    assert mu.grad.abs().min() > 0
+
+
+def test_train_vae_takes_a_config_and_learns():
+    torch.manual_seed(0)
+    x = torch.bernoulli(torch.full((512, 1, 28, 28), 0.15), generator=torch.Generator().manual_seed(0))
+    model = lesson.VAE(lesson.VAEConfig(channels=4, hidden=32, z_dim=4))
+    cfg = lesson.TrainConfig(epochs=2, batch_size=64, warmup_epochs=1, desc="test")
+    history = lesson.train_vae(model, x, cfg)
+    assert len(history) == 2 * (512 // 64)
+    assert history.values["neg_elbo"][-1] < history.values["neg_elbo"][0]
+    assert not model.training
+    with pytest.raises(TypeError):
+        lesson.train_vae(model, x, epochs=1)          # the old eleven-argument signature is gone
+
+
+def test_classifier_confidence_separates_digits_from_blends(test_set):
+    x, y = test_set
+    idx = metrics.random_subset(10000, 400, seed=0)
+    a, b = idx[:200], idx[200:]
+    differ = y[a] != y[b]
+    blends = (x[a][differ] + x[b][differ]) / 2               # two digits of different classes on top of each other
+    real, junk = lesson.classifier_confidence(x[a]), lesson.classifier_confidence(blends)
+    assert real.shape == (200,) and real.mean() > 0.9 and junk.mean() < real.mean() - 0.1
+
+
 def test_conditional_vae_rejects_missing_classes():
     with pytest.raises(ValueError, match="n_classes"):
         lesson.ConditionalVAE(lesson.VAEConfig())
@@ -94,7 +130,7 @@ def test_shipped_vae_meets_its_bar(test_set):
 def test_shipped_vae_iwae_is_tighter(test_set):
     model = lesson.VAE(lesson.VAEConfig(**SHIPPED_VAE)).eval()
     checkpoints.load_shipped("vae_mnist", model)
-    x = test_set[0][:100]
+    x = test_set[0][metrics.random_subset(10000, 100, seed=1)]      # random digits, never file order
     iw = lesson.iwae_nll(model, x, 200, generator=torch.Generator().manual_seed(0)).mean()
     assert iw < _neg_elbo(model, x) - 1.0
 
@@ -133,6 +169,11 @@ def _slerp(z0, z1, t):
     return (torch.sin((1 - t) * omega) * z0 + torch.sin(t * omega) * z1) / torch.sin(omega)
 
 
+def _gnll(xh, x, lv):
+    lv = torch.as_tensor(lv)
+    return 0.5 * ((x - xh) ** 2 / lv.exp() + lv + math.log(2 * math.pi)).flatten(1).sum(1)
+
+
 def _kl(mq, lq, mp, lp):
     return 0.5 * (lp - lq + (lq.exp() + (mq - mp) ** 2) / lp.exp() - 1).sum(-1)
 
@@ -147,6 +188,28 @@ GOOD_AND_BAD = {
     "check_slerp": (_slerp,
                     [lambda z0, z1, t: (1 - t[:, None]) * z0 + t[:, None] * z1,                            # lerp
                      lambda z0, z1, t: _slerp(z0 / z0.norm(), z1 / z1.norm(), t)]),                      # normalised
+    "check_score_function_grad": (
+        lambda f, z, mu, lv: (f[:, None] * (z - mu) / lv.exp(), f[:, None] * 0.5 * ((z - mu) ** 2 / lv.exp() - 1)),
+        [lambda f, z, mu, lv: (f[:, None] * (z - mu), f[:, None] * 0.5 * ((z - mu) ** 2 / lv.exp() - 1)),  # no 1/var
+         lambda f, z, mu, lv: (f[:, None] * (z - mu) / lv.exp(), f[:, None] * ((z - mu) ** 2 / lv.exp() - 1)),  # no 1/2
+         lambda f, z, mu, lv: (f[:, None] * (z - mu) / lv.exp(),                                # d/dsigma
+                               f[:, None] * ((z - mu) ** 2 / (0.5 * lv).exp() ** 3 - (-0.5 * lv).exp())),
+         lambda f, z, mu, lv: ((z - mu) / lv.exp(), 0.5 * ((z - mu) ** 2 / lv.exp() - 1)),      # forgets f
+         lambda f, z, mu, lv: (-f[:, None] * (z - mu) / lv.exp(),                               # sign
+                               -f[:, None] * 0.5 * ((z - mu) ** 2 / lv.exp() - 1))]),
+    "check_gaussian_nll": (
+        lambda xh, x, lv: _gnll(xh, x, lv),
+        [lambda xh, x, lv: _gnll(xh, x, lv) - 0.5 * math.log(2 * math.pi) * x[0].numel(),       # no log 2 pi
+         lambda xh, x, lv: 2 * _gnll(xh, x, lv),                                                 # no 1/2
+         lambda xh, x, lv: _gnll(xh, x, lv) / x[0].numel(),                                      # mean, not sum
+         lambda xh, x, lv: 0.5 * ((x - xh) ** 2 / (0.5 * torch.as_tensor(lv)).exp()              # sigma, not var
+                                  + torch.as_tensor(lv) + math.log(2 * math.pi)).flatten(1).sum(1)]),
+    "check_free_bits_rate": (
+        lambda kl, lam: torch.clamp(kl.mean(0), min=lam).sum(),
+        [lambda kl, lam: torch.clamp(kl, min=lam).mean(0).sum(),                                 # per image
+         lambda kl, lam: torch.clamp(kl.mean(0).sum(), min=lam),                                 # on the total
+         lambda kl, lam: torch.clamp(kl.mean(0), max=lam).sum(),                                 # min, not max
+         lambda kl, lam: torch.clamp(kl.mean(0), min=lam).mean()]),                              # mean over units
     "check_log_mean_exp": (lambda lw: torch.logsumexp(lw, 0) - math.log(lw.shape[0]),
                            [lambda lw: lw.exp().mean(0).log(),                                              # underflows
                             lambda lw: torch.logsumexp(lw, 0),                                              # no 1/K

@@ -87,3 +87,84 @@ def check_log_mean_exp(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResul
     ]
     return run_checks("log_mean_exp", fn, cases, atol=1e-4,
                       hint="torch.logsumexp(log_w, dim=0) - math.log(K): never exponentiate log-weights of images directly.")
+
+
+# --------------------------------------------------------------------------------------------------
+def _pair_close(atol: float):
+    def compare(got, expected) -> bool:
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return False
+        return all(isinstance(g, torch.Tensor) and g.shape == e.shape
+                   and torch.allclose(g.double(), e.double(), atol=atol, rtol=1e-4)
+                   for g, e in zip(got, expected))
+    return compare
+
+
+def _score_ref(f, z, mu, logvar):
+    var = logvar.exp()
+    return f[:, None] * (z - mu) / var, f[:, None] * 0.5 * ((z - mu) ** 2 / var - 1)
+
+
+def check_score_function_grad(fn: Callable[..., tuple]) -> CheckResult:
+    """``fn(f_values (N,), z (N, D), mu (D,), logvar (D,)) -> (g_mu, g_logvar)``, each ``(N, D)``:
+    the per-sample score-function (REINFORCE) estimates ``f(z) d log q(z) / d mu`` and
+    ``f(z) d log q(z) / d logvar`` for ``q = N(mu, diag(exp(logvar)))``."""
+    g = _g(35)
+    mu, logvar = torch.randn(3, generator=g), torch.randn(3, generator=g)      # sigma != 1
+    z = mu + (0.5 * logvar).exp() * torch.randn(6, 3, generator=g)
+    f = torch.randn(6, generator=g)
+    one = torch.ones(1)
+    cases = [
+        Case((one, torch.tensor([[1.0]]), torch.zeros(1), torch.zeros(1)),
+             (one[:, None], torch.zeros(1, 1)),
+             "standard normal, z = 1, f = 1: d/dmu = 1, d/dlogvar = 0"),
+        Case((one, torch.tensor([[2.0]]), torch.tensor([1.0]), torch.tensor([math.log(0.25)])),
+             (torch.tensor([[4.0]]), torch.tensor([[1.5]])),
+             "mu = 1, sigma = 0.5, z = 2: d/dmu = (z - mu)/sigma^2 = 4, "
+             "d/dlogvar = ((z - mu)^2/sigma^2 - 1)/2 = 1.5"),
+        Case((f, z, mu, logvar), _score_ref(f, z, mu, logvar),
+             "6 samples of a 3-D Gaussian, random f"),
+    ]
+    return run_checks("score_function_grad", fn, cases, compare=_pair_close(1e-4),
+                      hint="log q = -0.5 * sum(logvar + (z - mu)**2 / exp(logvar)) + const; "
+                           "differentiate by mu and by logvar (not by sigma), then multiply by "
+                           "f_values[:, None].")
+
+
+def check_gaussian_nll(fn: Callable[..., torch.Tensor]) -> CheckResult:
+    """``fn(x_hat (B, ...), x (B, ...), logvar) -> (B,)``: -log N(x; x_hat, exp(logvar) I), summed
+    over each image."""
+    g = _g(36)
+    x_hat, x = torch.rand(3, 1, 4, 4, generator=g), torch.rand(3, 1, 4, 4, generator=g)
+    lv = math.log(0.05)
+    ref = -torch.distributions.Normal(x_hat, math.exp(0.5 * lv)).log_prob(x).flatten(1).sum(1)
+    lv_t = torch.randn(1, 1, 4, 4, generator=g)
+    ref_t = -torch.distributions.Normal(x_hat, (0.5 * lv_t).exp()).log_prob(x).flatten(1).sum(1)
+    z = torch.zeros(1, 1, 2, 2)
+    cases = [
+        Case((z, z, 0.0), torch.tensor([2 * math.log(2 * math.pi)]),
+             "perfect reconstruction, sigma = 1: 4 pixels x 0.5 log(2 pi)"),
+        Case((x_hat, x, lv), ref, "3 images of 16 pixels, sigma^2 = 0.05"),
+        Case((x_hat, x, lv_t), ref_t, "a different variance per pixel (a tensor logvar)"),
+    ]
+    return run_checks("gaussian_nll", fn, cases, atol=1e-3,
+                      hint="0.5 * ((x - x_hat)**2 / exp(logvar) + logvar + log(2 pi)), summed over "
+                           "every dimension but the first; accept logvar as a float or a tensor "
+                           "(torch.as_tensor).")
+
+
+def check_free_bits_rate(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> CheckResult:
+    """``fn(kl_per_dim (B, J), lam) -> scalar``: sum_j max(lam, mean_b kl_per_dim[b, j]) (free
+    bits, Kingma et al. 2016)."""
+    g = _g(37)
+    kl = torch.rand(8, 5, generator=g) * torch.tensor([0.05, 0.2, 1.0, 3.0, 0.0])
+    spread = torch.tensor([[0.0, 2.0], [1.0, 0.0]])   # unit means 0.5 and 1.0; images either side
+    cases = [
+        Case((torch.zeros(4, 3), 0.5), torch.tensor(1.5), "all units inactive: each costs lam"),
+        Case((spread, 0.6), torch.tensor(1.6), "clamp each unit's batch *mean*, not each image"),
+        Case((kl, 0.25), torch.clamp(kl.mean(0), min=0.25).sum(), "8 images, 5 units"),
+        Case((kl, 0.0), kl.mean(0).sum(), "lam = 0: the ordinary rate of the minibatch"),
+    ]
+    return run_checks("free_bits_rate", fn, cases, atol=1e-5,
+                      hint="kl_per_dim.mean(0) is each unit's rate over the batch; clamp it at lam "
+                           "(torch.clamp(..., min=lam)) and sum over the units.")

@@ -22,19 +22,19 @@ class VAEConfig:
     """Sizes of a VAE with a small convolutional encoder and decoder for 28x28 binary images."""
     z_dim: int = 32          # latent dimensions
     channels: int = 16       # channels of the first conv layer; the second has twice as many
-    hidden: int = 256        # width of the fully connected layer between the conv layers and the code
+    hidden: int = 256  # width of the fully connected layer between the conv layers and the code
     n_classes: int = 0       # 0 for a plain VAE; 10 for the conditional VAE of section 9
     image_size: int = 28     # divisible by 4: two stride-2 convolutions halve it twice
 
     @property
     def feature_shape(self) -> Tuple[int, int, int]:
-        """Shape of the conv features of one image: (2 * channels, image_size / 4, image_size / 4)."""
+        """Shape of the conv features of one image: (2 * channels, image_size/4, image_size/4)."""
         return (2 * self.channels, self.image_size // 4, self.image_size // 4)
 
 
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-009 ---
 class Encoder(nn.Module):
-    """The probabilistic encoder q_phi(z | x) = N(mu, diag(exp(logvar))) (Kingma & Welling 2013, Eq. 9)."""
+    """The probabilistic encoder q_phi(z | x) = N(mu, diag(exp(logvar))) (K&W 2013, Eq. 9)."""
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
@@ -43,10 +43,13 @@ class Encoder(nn.Module):
             nn.Conv2d(1, c, 4, stride=2, padding=1), nn.ReLU(),        # (B, c, 14, 14)
             nn.Conv2d(c, 2 * c, 4, stride=2, padding=1), nn.ReLU(),    # (B, 2c, 7, 7)
             nn.Flatten())                                              # (B, 2c*7*7)
-        n_features = math.prod(cfg.feature_shape) + cfg.n_classes     # a conditional VAE also sees the label
-        self.fc = nn.Sequential(nn.Linear(n_features, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.z_dim))
+        # a conditional VAE also sees the label
+        n_features = math.prod(cfg.feature_shape) + cfg.n_classes
+        self.fc = nn.Sequential(nn.Linear(n_features, cfg.hidden), nn.ReLU(),
+                                nn.Linear(cfg.hidden, 2 * cfg.z_dim))
 
-    def forward(self, x: torch.Tensor, c: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor,
+                c: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
         h = self.conv(x)                                   # (B, 2c*7*7)
         if c is not None:
             h = torch.cat([h, c], dim=1)                   # (B, 2c*7*7 + n_classes), c one-hot
@@ -55,8 +58,9 @@ class Encoder(nn.Module):
 
 
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-012 ---
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """z = mu + sigma * eps with eps ~ N(0, I): a sample of N(mu, sigma^2) that is differentiable in mu and logvar."""
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor,
+                   eps: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I): a draw of N(mu, sigma^2), differentiable."""
     if eps is None:
         eps = torch.randn_like(mu)
     return mu + (0.5 * logvar).exp() * eps
@@ -64,7 +68,7 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, eps: Optional[torch.T
 
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-018 ---
 class Decoder(nn.Module):
-    """The probabilistic decoder p_theta(x | z) = prod_d Bernoulli(x_d; sigmoid(logits_d)); returns the logits."""
+    """The decoder p_theta(x | z) = prod_d Bernoulli(x_d; sigmoid(logits_d)); returns the logits."""
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
@@ -90,7 +94,7 @@ def bernoulli_nll(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-021 ---
 class VAE(nn.Module):
-    """Variational autoencoder (Kingma & Welling 2013): encoder, reparameterised sample, decoder, prior N(0, I)."""
+    """Variational autoencoder (K&W 2013): encoder, reparameterised draw, decoder, prior N(0, I)."""
 
     def __init__(self, cfg: VAEConfig):
         super().__init__()
@@ -113,13 +117,17 @@ class VAE(nn.Module):
 
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-024 ---
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per row, summed over latent dims: (B,) in nats (K&W 2013, App. B)."""
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per row, summed over latent dims: (B,) nats.
+
+    Kingma & Welling 2013, Appendix B.
+    """
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
 
 
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-028 ---
-def elbo_terms(model: nn.Module, x: torch.Tensor, c: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Per-image distortion -log p(x | z) with z ~ q(z | x), and rate KL(q(z | x) || p(z)): two (B,) tensors.
+def elbo_terms(model: nn.Module, x: torch.Tensor,
+               c: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Distortion -log p(x | z) with z ~ q(z | x), and rate KL(q(z | x) || p(z)): (B,) each.
 
     Their sum is the single-sample SGVB estimate of the negative ELBO (K&W 2013, Eqs. 7 and 10).
     """
@@ -130,6 +138,116 @@ def elbo_terms(model: nn.Module, x: torch.Tensor, c: Optional[torch.Tensor] = No
     return bernoulli_nll(logits, x), gaussian_kl(mu, logvar)
 
 
+# --- notebooks/03_variational_autoencoders.ipynb, cell c03-102 ---
+# new in this lesson: how to train a VAE, in one place (the scripts and solutions use it too)
+@dataclass
+class TrainConfig:
+    """How train_vae trains: the objective's beta and warm-up, the optimiser and its schedule."""
+    epochs: float = 10            # passes over the training set (fractions allowed)
+    beta: float = 1.0             # loss = distortion + beta * rate (section 8)
+    # KL warm-up: beta rises linearly from 0 over these epochs (section 7.1)
+    warmup_epochs: float = 0.0
+    lr: float = 1e-3              # Adam's learning rate
+    batch_size: int = 128
+    cosine: bool = False          # cosine decay of the learning rate to 0 over the run (long runs)
+    seed: int = 0                 # data order, dynamic binarisation and reparameterisation noise
+    live_every: int = 0           # redraw a live loss plot every this many steps (0: no live plot)
+    desc: str = "VAE"             # label of the progress bar and the plot
+
+
+# --- notebooks/03_variational_autoencoders.ipynb, cell c03-032 ---
+from deepgen_helpers.training import LossHistory, progress
+
+
+def train_vae(model: nn.Module, x_train: torch.Tensor, cfg: TrainConfig,
+              y_train: Optional[torch.Tensor] = None,
+              grey: Optional[torch.Tensor] = None) -> LossHistory:
+    """Minimise the mean of distortion + beta * rate with Adam over minibatches.
+
+    x_train: binary images (N, 1, 28, 28). grey: their grey levels, optional: each batch is then
+    binarised afresh (dynamic binarisation). y_train: labels (N,), for a ConditionalVAE.
+    """
+    g, device = torch.Generator().manual_seed(cfg.seed), next(model.parameters()).device
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    per_epoch = len(x_train) // cfg.batch_size
+    total, warmup = max(1, int(cfg.epochs * per_epoch)), cfg.warmup_epochs * per_epoch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cfg.cosine else None
+    history = LossHistory(live_every=cfg.live_every, smooth=50, title=f"{cfg.desc}: nats per image")
+    bar = progress(total=total, desc=cfg.desc)
+    model.train()
+    torch.manual_seed(cfg.seed)                                  # the reparameterisation noise
+    for step in range(total):
+        if step % per_epoch == 0:
+            order = torch.randperm(len(x_train), generator=g)    # a new pass over the data
+        idx = order[(step % per_epoch) * cfg.batch_size:][:cfg.batch_size]
+        x = torch.bernoulli(grey[idx], generator=g) if grey is not None else x_train[idx]
+        c = None if y_train is None else model.one_hot(y_train[idx].to(device))
+        rec, kl = elbo_terms(model, x.to(device), c)             # (B,), (B,)
+        beta = cfg.beta * min(1.0, step / warmup) if warmup else cfg.beta
+        opt.zero_grad()
+        (rec + beta * kl).mean().backward()
+        opt.step()
+        if sched is not None:
+            sched.step()
+        history.log(distortion=rec.mean().item(), rate=kl.mean().item(),
+                    neg_elbo=(rec + kl).mean().item())
+        bar.update(1)
+        if step % 100 == 99:
+            bar.set_postfix(neg_elbo=f"{history.mean('neg_elbo', last=100):.1f}")
+    bar.close()
+    history.finish()
+    model.eval()
+    return history
+
+
+# --- notebooks/03_variational_autoencoders.ipynb, cell c03-104 ---
+# new in this lesson: lesson 02's holes measurement as a function (the classifier's confidence)
+from deepgen_helpers.classifier import load_classifier
+
+
+@torch.no_grad()
+def classifier_confidence(images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
+    """The course classifier's largest softmax probability per image (N, 1, 28, 28) in [0, 1]: (N,).
+
+    Lesson 02's holes measurement counts decodings with a confidence below 0.9: no clear digit.
+    """
+    classifier = load_classifier("mnist")
+    return torch.cat([F.softmax(classifier(images[i:i + batch].cpu()), dim=1).max(1).values
+                      for i in range(0, len(images), batch)])
+
+
+# --- notebooks/03_variational_autoencoders.ipynb, cell c03-056 ---
+class ConditionalVAE(VAE):
+    """Conditional VAE (Sohn, Lee & Yan 2015): both networks see the label c.
+
+    The prior stays p(z) = N(0, I), so z is free to encode everything *except* the class: the style.
+    """
+
+    def __init__(self, cfg: VAEConfig):
+        if cfg.n_classes < 2:
+            raise ValueError(f"a conditional VAE needs cfg.n_classes >= 2, got {cfg.n_classes}.")
+        super().__init__(cfg)
+
+    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(y, self.cfg.n_classes).float()                    # (B, n_classes)
+
+    def forward(self, x: torch.Tensor,
+                c: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x, c)
+        z = reparameterize(mu, logvar)
+        return self.decoder(z, c), mu, logvar
+
+    @torch.no_grad()
+    def sample(self, y: torch.Tensor, generator: Optional[torch.Generator] = None,
+               z: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Probabilities (len(y), 1, 28, 28) of digits of classes y, z ~ N(0, I) or given."""
+        device = next(self.parameters()).device
+        if z is None:
+            z = torch.randn(len(y), self.cfg.z_dim, generator=generator)
+        return torch.sigmoid(self.decoder(z.to(device), self.one_hot(y.to(device))))
+
+
+# --- notebooks/03_variational_autoencoders.ipynb, cell c03-112 ---
 def diag_gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """log N(z; mu, diag(exp(logvar))) summed over the last dim."""
     return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).pow(2) / logvar.exp()).sum(-1)
@@ -138,7 +256,7 @@ def diag_gaussian_log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tens
 @torch.no_grad()
 def iwae_nll(model: nn.Module, x: torch.Tensor, k: int, c: Optional[torch.Tensor] = None,
              generator: Optional[torch.Generator] = None) -> torch.Tensor:
-    """Importance-weighted estimate of -log p(x) with k samples per image (Burda et al. 2015, Eq. 8): (B,), nats.
+    """Importance-weighted estimate of -log p(x) with k samples (Burda et al. 2016, Eq. 8): (B,).
 
     log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x) with z_i ~ q(z | x); the estimate is
     -log (1/k) sum_i w_i. k = 1 gives the negative ELBO; it decreases towards -log p(x) as k grows.
@@ -154,81 +272,3 @@ def iwae_nll(model: nn.Module, x: torch.Tensor, k: int, c: Optional[torch.Tensor
     log_qz = diag_gaussian_log_prob(z, mu, logvar)                                # (k, B)
     log_w = log_px_z + log_pz - log_qz
     return -(torch.logsumexp(log_w, dim=0) - math.log(k))
-
-
-# --- notebooks/03_variational_autoencoders.ipynb, cell c03-032 ---
-# new in this lesson: the VAE training loop (distortion + beta * rate), logged term by term
-from deepgen_helpers.training import LossHistory, progress
-
-
-def train_vae(model: nn.Module, x_train: torch.Tensor, epochs: float, y_train: Optional[torch.Tensor] = None,
-              grey: Optional[torch.Tensor] = None, beta: float = 1.0, lr: float = 1e-3, batch_size: int = 128,
-              seed: int = 0, cosine: bool = True, live_every: int = 0, desc: str = "VAE") -> LossHistory:
-    """Minimise the mean of distortion + beta * rate over minibatches with Adam (cosine learning-rate decay if cosine).
-
-    x_train: binary images (N, 1, 28, 28). grey: optional grey levels of the same images; when given, every batch
-    is binarised afresh (dynamic binarisation). y_train: labels, for a ConditionalVAE. Returns the loss history.
-    """
-    g = torch.Generator().manual_seed(seed)
-    device = next(model.parameters()).device
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    steps_per_epoch = len(x_train) // batch_size
-    total = max(1, int(epochs * steps_per_epoch))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if cosine else None
-    history = LossHistory(live_every=live_every, smooth=50, title=f"{desc}: loss per image (nats)")
-    model.train()
-    torch.manual_seed(seed)                                  # the reparameterisation noise
-    bar = progress(total=total, desc=desc)
-    step = 0
-    while step < total:
-        order = torch.randperm(len(x_train), generator=g)
-        for i in range(steps_per_epoch):
-            idx = order[i * batch_size:(i + 1) * batch_size]
-            x = torch.bernoulli(grey[idx], generator=g) if grey is not None else x_train[idx]
-            c = None if y_train is None else model.one_hot(y_train[idx].to(device))
-            rec, kl = elbo_terms(model, x.to(device), c)     # (B,), (B,)
-            loss = (rec + beta * kl).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
-            history.log(distortion=rec.mean().item(), rate=kl.mean().item(), neg_elbo=(rec + kl).mean().item())
-            bar.update(1)
-            step += 1
-            if step % 100 == 0:
-                bar.set_postfix(neg_elbo=f"{history.mean('neg_elbo', last=100):.1f}")
-            if step == total:
-                break
-    bar.close()
-    history.finish()
-    model.eval()
-    return history
-
-
-# --- notebooks/03_variational_autoencoders.ipynb, cell c03-056 ---
-class ConditionalVAE(VAE):
-    """Conditional VAE (Sohn, Lee & Yan 2015): encoder q(z | x, c) and decoder p(x | z, c) both see the label c;
-    the prior stays p(z) = N(0, I), so z is free to encode everything *except* the class: the style."""
-
-    def __init__(self, cfg: VAEConfig):
-        if cfg.n_classes < 2:
-            raise ValueError(f"a conditional VAE needs cfg.n_classes >= 2, got {cfg.n_classes}.")
-        super().__init__(cfg)
-
-    def one_hot(self, y: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(y, self.cfg.n_classes).float()                    # (B, n_classes)
-
-    def forward(self, x: torch.Tensor, c: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x, c)
-        z = reparameterize(mu, logvar)
-        return self.decoder(z, c), mu, logvar
-
-    @torch.no_grad()
-    def sample(self, y: torch.Tensor, generator: Optional[torch.Generator] = None,
-               z: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Pixel probabilities (len(y), 1, 28, 28) of digits of the classes y (int64), from z ~ N(0, I) or the given z."""
-        device = next(self.parameters()).device
-        if z is None:
-            z = torch.randn(len(y), self.cfg.z_dim, generator=generator)
-        return torch.sigmoid(self.decoder(z.to(device), self.one_hot(y.to(device))))
