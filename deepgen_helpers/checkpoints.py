@@ -1,15 +1,15 @@
 """Checkpoints: a state dict plus the config that built the model, saved atomically, loaded safely.
 
-A checkpoint file is a plain dict of tensors and primitive values (never a pickled module), so it loads
-with ``torch.load(..., weights_only=True)``. Shipped checkpoints live in ``data/checkpoints/`` and are
-listed with their sha256, size, producing command, device, wall time and quality in
+A checkpoint file is a plain dict of tensors and primitive values (never a pickled module), so it
+loads with ``torch.load(..., weights_only=True)``. Shipped checkpoints live in ``data/checkpoints/``
+and are listed with their sha256, size, producing command, device, wall time and quality in
 ``data/checkpoints/manifest.json``.
 
 Nothing is written until everything that goes into a file has been checked: :func:`save_checkpoint`
-converts NumPy scalars, paths and devices to plain values, refuses anything else that would not load with
-``weights_only=True``, refuses NaN or infinite weights, and loads the new bytes back before it replaces the
-old file; :func:`register_checkpoint` does the same for the manifest. A refused save leaves the old file
-byte for byte as it was.
+converts NumPy scalars, paths and devices to plain values, refuses anything else that would not load
+with ``weights_only=True``, refuses NaN or infinite weights, and loads the new bytes back before it
+replaces the old file; :func:`register_checkpoint` does the same for the manifest. A refused save
+leaves the old file byte for byte as it was.
 """
 from __future__ import annotations
 
@@ -37,7 +37,8 @@ _MANIFEST_KEYS = ("file", "sha256")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint is missing, corrupted, or was made for another model. The message says what to do."""
+    """A checkpoint is missing, corrupted, or was made for another model. The message says what to
+    do."""
 
 
 def checkpoint_dir() -> Path:
@@ -55,32 +56,37 @@ def _as_path(path: Any, name: str = "path") -> Path:
     return Path(path).expanduser()
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # What may go into a checkpoint or the manifest
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def _plain(value: Any, where: str, json_only: bool = False) -> Any:
-    """``value`` as plain data that ``weights_only=True`` loading (or, with ``json_only``, JSON) accepts.
+    """``value`` as plain data that ``weights_only=True`` loading (or, with ``json_only``, JSON)
+    accepts.
 
-    NumPy scalars and arrays, one-element tensors, paths, devices and dtypes are converted; anything else
-    that is not a number, string, list, tuple, dict or tensor is refused with a ``TypeError`` naming
-    ``where``.
+    NumPy scalars and arrays, one-element tensors, paths, devices and dtypes are converted; anything
+    else that is not a number, string, list, tuple, dict or tensor is refused with a ``TypeError``
+    naming ``where``.
     """
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         if json_only and not math.isfinite(value):
-            raise ValueError(f"{where} is {value}; record a finite number (measure a working model).")
+            raise ValueError(f"{where} is {value}; record a finite number (measure a working "
+                             f"model).")
         return value
     if isinstance(value, np.generic):
         return _plain(value.item(), where, json_only)
     if isinstance(value, np.ndarray):
         if value.dtype == object:
             raise TypeError(f"{where} is a NumPy array of Python objects; store numbers instead.")
-        return _plain(value.tolist() if json_only else torch.from_numpy(np.array(value)), where, json_only)
+        return _plain(
+            value.tolist() if json_only else torch.from_numpy(np.array(value)), where, json_only
+        )
     if isinstance(value, torch.Tensor):
         if json_only or value.numel() == 1 and value.dim() == 0:
             if value.numel() != 1:
-                raise TypeError(f"{where} is a tensor of shape {tuple(value.shape)}; store one number "
+                raise TypeError(f"{where} is a tensor of shape {tuple(value.shape)}; store one "
+                                f"number "
                                 "(for example .mean().item()).")
             return _plain(value.item(), where, json_only)
         return value.detach().cpu().clone()
@@ -91,15 +97,20 @@ def _plain(value: Any, where: str, json_only: bool = False) -> Any:
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            if not isinstance(key, str) and (json_only or not isinstance(key, int) or isinstance(key, bool)):
+            if not isinstance(key, str) and (
+                json_only or not isinstance(key, int) or isinstance(key, bool)
+            ):
                 raise TypeError(f"{where} has the key {key!r}; use strings as keys.")
             out[key] = _plain(item, f"{where}[{key!r}]", json_only)
         return out
     if isinstance(value, (list, tuple)):
         items = [_plain(item, f"{where}[{i}]", json_only) for i, item in enumerate(value)]
         return items if json_only or isinstance(value, list) else tuple(items)
-    raise TypeError(f"{where} is a {type(value).__name__}, which a checkpoint cannot hold safely; store "
-                    "numbers, strings, lists, dicts or tensors (for an optimiser, its .state_dict()).")
+    target = "the manifest (JSON)" if json_only else "a checkpoint"
+    raise TypeError(f"{where} is of type {type(value).__name__}, which {target} cannot hold "
+                    f"safely; store "
+                    "numbers, strings, lists, dicts or tensors (for an optimiser, its "
+                    ".state_dict()).")
 
 
 def _config_dict(config: Any) -> dict:
@@ -124,7 +135,8 @@ def _check_payload(payload: Any, source: str, argument: bool = False) -> dict:
     if isinstance(payload, dict) and "format" not in payload and payload \
             and all(isinstance(v, torch.Tensor) for v in payload.values()):
         error = TypeError if argument else CheckpointError
-        raise error(f"{source} is a plain state dict (what model.state_dict() returns), not a DeepGen "
+        raise error(f"{source} is a plain state dict (what model.state_dict() returns), not a "
+                    f"DeepGen "
                     f"checkpoint (format {FORMAT!r}); load it with model.load_state_dict(...).")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{source} is not a DeepGen checkpoint (expected format {FORMAT!r}).")
@@ -134,14 +146,16 @@ def _check_payload(payload: Any, source: str, argument: bool = False) -> dict:
     bad = _non_finite(state)
     if bad:
         raise CheckpointError(f"{source} holds NaN or infinite weights (in {', '.join(bad[:3])}"
-                              f"{' ...' if len(bad) > 3 else ''}): it was saved from a diverged run. "
-                              "Retrain it (a lower learning rate often helps), or restore the shipped file.")
+                              f"{' ...' if len(bad) > 3 else ''}): it was saved from a diverged "
+                              f"run. "
+                              "Retrain it (a lower learning rate often helps), or restore the "
+                              "shipped file.")
     return payload
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Writing
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` so that an interruption leaves either the old file or the new one.
 
@@ -150,12 +164,14 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
     """
     path = _as_path(path)
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder; give a file name inside it, such as {path / 'model.pt'}.")
+        raise CheckpointError(f"{path} is a folder; give a file name inside it, such as "
+                              f"{path / 'model.pt'}.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
-        raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc} in {path.parent}. Save to a "
+        raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc} in {path.parent}. Save "
+                              f"to a "
                               "folder you can write to (for example your home folder).") from None
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -170,22 +186,31 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}. The old file, if any, is "
-                                  "unchanged; free some space or save to a folder you can write to.") from None
+            raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}. The old file, if "
+                                  f"any, is "
+                                  "unchanged; free some space or save to a folder you can write "
+                                  "to.") from None
         raise
 
 
-def save_checkpoint(path: PathLike, model: nn.Module, config: Any = None, metadata: Optional[dict] = None,
-                    half: bool = False) -> Path:
-    """Save ``model``'s state dict, its ``config`` (dataclass or dict) and ``metadata`` to ``path`` atomically.
+def save_checkpoint(
+    path: PathLike,
+    model: nn.Module,
+    config: Any = None,
+    metadata: Optional[dict] = None,
+    half: bool = False,
+) -> Path:
+    """Save ``model``'s state dict, its ``config`` (dataclass or dict) and ``metadata`` to ``path``
+    atomically.
 
-    Tensors are moved to the CPU first so that a checkpoint made on a GPU loads anywhere. ``half=True``
-    stores floating-point tensors as float16, halving the file; ``load_state_dict`` casts them back to the
-    model's dtype on loading (rounding lesson 03's VAE changed its test loss by 0.001 nats;
-    ``scripts/train_lesson03.py --half`` measures the quality of the stored, rounded weights).
+    Tensors are moved to the CPU first so that a checkpoint made on a GPU loads anywhere.
+    ``half=True`` stores floating-point tensors as float16, halving the file; ``load_state_dict``
+    casts them back to the model's dtype on loading (rounding lesson 03's VAE changed its test loss
+    by 0.001 nats; ``scripts/train_lesson03.py --half`` measures the quality of the stored, rounded
+    weights).
 
-    ``config`` and ``metadata`` may hold numbers, strings, lists, dicts and tensors; NumPy scalars, paths
-    and devices are converted to plain values. Raises ``TypeError`` for anything else and
+    ``config`` and ``metadata`` may hold numbers, strings, lists, dicts and tensors; NumPy scalars,
+    paths and devices are converted to plain values. Raises ``TypeError`` for anything else and
     :class:`CheckpointError` for NaN or infinite weights, before the file at ``path`` is touched.
     """
     path = _as_path(path)
@@ -199,16 +224,22 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: Any = None, metada
         state[key] = _stored(value, half) if isinstance(value, torch.Tensor) else _plain(value, key)
     bad = _non_finite(state)
     if bad:
-        why = "are beyond float16's range (65504); save with half=False" if half and not _non_finite(
-            {k: model.state_dict()[k] for k in bad}) else "are NaN or infinite: the training diverged"
-        raise CheckpointError(f"Refusing to save {path.name}: the weights in {', '.join(bad[:3])} {why}. "
+        why = (
+            "are beyond float16's range (65504); save with half=False"
+            if half and not _non_finite({k: model.state_dict()[k] for k in bad})
+            else "are NaN or infinite: the training diverged"
+        )
+        raise CheckpointError(f"Refusing to save {path.name}: the weights in {', '.join(bad[:3])} "
+                              f"{why}. "
                               "The file on disk is unchanged.")
     payload = {
         "format": FORMAT,
         "arch": type(model).__name__,
         "config": _config_dict(config),
         "state_dict": state,
-        "metadata": dict(_plain(metadata or {}, "metadata"), **({"stored_dtype": "float16"} if half else {})),
+        "metadata": dict(
+            _plain(metadata or {}, "metadata"), **({"stored_dtype": "float16"} if half else {})
+        ),
     }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
@@ -216,7 +247,8 @@ def save_checkpoint(path: PathLike, model: nn.Module, config: Any = None, metada
     try:  # the guarantee: what is written loads back with weights_only=True
         torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise CheckpointError(f"Refusing to save {path.name}: it would not load safely ({type(exc).__name__})."
+        raise CheckpointError(f"Refusing to save {path.name}: it would not load safely "
+                              f"({type(exc).__name__})."
                               " Store only numbers, strings, lists, dicts and tensors.") from None
     atomic_write_bytes(path, data)
     return path
@@ -227,53 +259,62 @@ def _stored(tensor: torch.Tensor, half: bool) -> torch.Tensor:
     return tensor.half() if half and tensor.is_floating_point() else tensor
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Reading
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def load_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> dict:
     """Read a checkpoint file safely (``weights_only=True``) and return its dict.
 
-    Raises :class:`CheckpointError` if the file is missing, does not match ``expected_sha256``, is not a
-    DeepGen checkpoint, or holds NaN or infinite weights.
+    Raises :class:`CheckpointError` if the file is missing, does not match ``expected_sha256``, is
+    not a DeepGen checkpoint, or holds NaN or infinite weights.
     """
     path = _as_path(path)
     if not path.exists():
-        raise CheckpointError(f"Checkpoint {path} does not exist. Train the model (the lesson shows how) "
+        raise CheckpointError(f"Checkpoint {path} does not exist. Train the model (the lesson "
+                              f"shows how) "
                               f"or restore the file with `git checkout -- {path.name}`.")
     if path.is_dir():
-        raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass the path of a .pt file in it.")
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass the path of a .pt "
+                              f"file in it.")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
-            raise CheckpointError(f"Checkpoint {path} is corrupted or was replaced: sha256 {actual[:12]}... but "
-                                  f"the manifest expects {str(expected_sha256)[:12]}.... Restore it with "
+            raise CheckpointError(f"Checkpoint {path} is corrupted or was replaced: sha256 "
+                                  f"{actual[:12]}... but "
+                                  f"the manifest expects {str(expected_sha256)[:12]}.... Restore "
+                                  f"it with "
                                   "`git checkout`, or retrain.")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
         first = (str(exc).strip().splitlines() or [""])[0][:120]
-        raise CheckpointError(f"Checkpoint {path} could not be read ({type(exc).__name__}: {first}). It is "
-                              "probably truncated or not a DeepGen checkpoint; restore or retrain it.") from None
+        raise CheckpointError(f"Checkpoint {path} could not be read ({type(exc).__name__}: "
+                              f"{first}). It is "
+                              "probably truncated or not a DeepGen checkpoint; restore or retrain "
+                              "it.") from None
     return _check_payload(payload, f"Checkpoint {path}")
 
 
 def load_into(model: nn.Module, payload_or_path: Union[dict, PathLike],
               expected_sha256: Optional[str] = None) -> dict:
-    """Load a checkpoint's weights into ``model``, checking first that it was made for this architecture.
+    """Load a checkpoint's weights into ``model``, checking first that it was made for this
+    architecture.
 
-    ``payload_or_path`` is a checkpoint file or the dict :func:`load_checkpoint` returned (for a plain
-    state dict use ``model.load_state_dict``). Raises :class:`CheckpointError` that lists missing,
-    unexpected and wrongly shaped parameters when the checkpoint belongs to another model or config;
-    ``model`` is left unchanged in that case. Returns the checkpoint dict.
+    ``payload_or_path`` is a checkpoint file or the dict :func:`load_checkpoint` returned (for a
+    plain state dict use ``model.load_state_dict``). Raises :class:`CheckpointError` that lists
+    missing, unexpected and wrongly shaped parameters when the checkpoint belongs to another model
+    or config; ``model`` is left unchanged in that case. Returns the checkpoint dict.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module to load weights into, got {type(model).__name__}.")
+        raise TypeError(f"model must be a torch.nn.Module to load weights into, got "
+                        f"{type(model).__name__}.")
     if isinstance(payload_or_path, dict):
         payload = _check_payload(payload_or_path, "The dict given to load_into", argument=True)
     elif isinstance(payload_or_path, (str, os.PathLike)):
         payload = load_checkpoint(payload_or_path, expected_sha256)
     else:
-        raise TypeError("load_into takes a checkpoint path or the dict load_checkpoint returns, got "
+        raise TypeError("load_into takes a checkpoint path or the dict load_checkpoint returns, "
+                        "got "
                         f"{type(payload_or_path).__name__}.")
     state = payload["state_dict"]
     own = model.state_dict()
@@ -284,23 +325,27 @@ def load_into(model: nn.Module, payload_or_path: Union[dict, PathLike],
               if isinstance(state[k], torch.Tensor) and isinstance(own[k], torch.Tensor)
               and state[k].shape != own[k].shape]
     if payload.get("arch") != type(model).__name__ or missing or unexpected or shapes:
-        lines = [f"This checkpoint was made for {payload.get('arch')} with config {payload.get('config')}, "
+        lines = [f"This checkpoint was made for {payload.get('arch')} with config "
+                 f"{payload.get('config')}, "
                  f"and does not fit this {type(model).__name__}."]
         if missing:
-            lines.append(f"  missing from checkpoint: {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+            lines.append(f"  missing from checkpoint: "
+                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
         if unexpected:
-            lines.append(f"  not in the model: {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
+            lines.append(f"  not in the model: "
+                         f"{unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
         if shapes:
             lines.append("  different shapes: " + "; ".join(shapes[:5]))
-        lines.append("Build the model from the checkpoint's config (payload['config']) or retrain it.")
+        lines.append("Build the model from the checkpoint's config (payload['config']) or retrain "
+                     "it.")
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(state)
     return payload
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # The manifest of shipped checkpoints
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def read_manifest() -> dict:
     """The shipped-checkpoint manifest: ``{name: {file, sha256, bytes, lesson, command, device,
     wall_seconds, quality}}``; empty when the checkpoint folder has no manifest yet.
@@ -319,27 +364,31 @@ def read_manifest() -> dict:
                 raise KeyError(f"entry {name!r} lacks file or sha256")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"The checkpoint manifest {path} is damaged ({type(exc).__name__}: "
-                              f"{str(exc)[:80]}); restore it with `git checkout -- data/checkpoints/"
+                              f"{str(exc)[:80]}); restore it with `git checkout -- "
+                              f"data/checkpoints/"
                               "manifest.json`.") from None
     return entries
 
 
 def register_checkpoint(name: str, path: PathLike, *, lesson: str, command: str, device: str,
                         wall_seconds: float, quality: dict) -> dict:
-    """Add or update ``name`` in the manifest with the file's sha256 and size (atomic write of the manifest).
+    """Add or update ``name`` in the manifest with the file's sha256 and size (atomic write of the
+    manifest).
 
-    ``path`` must be a readable checkpoint inside :func:`checkpoint_dir`; ``quality`` a dict of names to
-    finite numbers (NumPy scalars and one-element tensors are converted) or strings. Everything is checked
-    before the manifest is touched.
+    ``path`` must be a readable checkpoint inside :func:`checkpoint_dir`; ``quality`` a dict of
+    names to finite numbers (NumPy scalars and one-element tensors are converted) or strings.
+    Everything is checked before the manifest is touched.
     """
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"name must be a non-empty string, got {name!r}.")
     path = _as_path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"Cannot register {name!r}: checkpoint file {path} does not exist; save it "
+        raise FileNotFoundError(f"Cannot register {name!r}: checkpoint file {path} does not exist; "
+                                f"save it "
                                 "first with save_checkpoint.")
     if path.resolve().parent != checkpoint_dir().resolve():
-        raise ValueError(f"Cannot register {path}: shipped checkpoints must be saved in {checkpoint_dir()} "
+        raise ValueError(f"Cannot register {path}: shipped checkpoints must be saved in "
+                         f"{checkpoint_dir()} "
                          "(the manifest records only the file name).")
     load_checkpoint(path)  # never register a file that does not load
     for arg, value in (("lesson", lesson), ("command", command), ("device", device)):
@@ -367,7 +416,9 @@ def register_checkpoint(name: str, path: PathLike, *, lesson: str, command: str,
     body = {"about": "Shipped checkpoints: state dict + config, load with weights_only=True. "
                      "Each entry names the command that reproduces it.",
             "checkpoints": dict(sorted(entries.items()))}
-    atomic_write_bytes(_manifest_path(), (json.dumps(body, indent=1, allow_nan=False) + "\n").encode())
+    atomic_write_bytes(
+        _manifest_path(), (json.dumps(body, indent=1, allow_nan=False) + "\n").encode()
+    )
     return entries[name]
 
 
@@ -375,13 +426,14 @@ def shipped_path(name: str) -> Path:
     """Path of shipped checkpoint ``name`` after verifying its sha256 against the manifest."""
     manifest = _manifest_path()
     if not manifest.exists():
-        raise CheckpointError(f"The checkpoint manifest {manifest} is missing; restore it with "
-                              f"`git checkout -- data/checkpoints`.{_root_hint(checkpoint_dir())}")
+        fix = _root_hint(checkpoint_dir()) or " Restore it with `git checkout -- data/checkpoints`."
+        raise CheckpointError(f"The checkpoint manifest {manifest} is missing.{fix}")
     entries = read_manifest()
     if not isinstance(name, str) or name not in entries:
         close = difflib.get_close_matches(str(name), list(entries), n=1)
         guess = f" Did you mean {close[0]!r}?" if close else ""
-        raise CheckpointError(f"No shipped checkpoint named {name!r}.{guess} Available: {sorted(entries)}.")
+        raise CheckpointError(f"No shipped checkpoint named {name!r}.{guess} Available: "
+                              f"{sorted(entries)}.")
     entry = entries[name]
     path = checkpoint_dir() / entry["file"]
     how = f"reproduce it with: {entry['command']}" if entry.get("command") else "retrain it"
@@ -390,11 +442,13 @@ def shipped_path(name: str) -> Path:
                               f"`git checkout -- data/checkpoints` or {how}")
     actual = sha256_file(path)
     if actual != entry["sha256"]:
-        raise CheckpointError(f"Shipped checkpoint {path} is corrupted (sha256 {actual[:12]}..., manifest "
+        raise CheckpointError(f"Shipped checkpoint {path} is corrupted (sha256 {actual[:12]}..., "
+                              f"manifest "
                               f"{str(entry['sha256'])[:12]}...). Restore it or {how}")
     return path
 
 
 def load_shipped(name: str, model: nn.Module) -> dict:
-    """Verify shipped checkpoint ``name`` and load it into ``model``; returns the checkpoint dict."""
+    """Verify shipped checkpoint ``name`` and load it into ``model``; returns the checkpoint
+    dict."""
     return load_into(model, shipped_path(name))

@@ -1,6 +1,7 @@
 """The course classifier: a small CNN per image dataset whose features drive FID and class accuracy.
 
-It is plumbing for evaluation (lesson 01 explains what it is for), not a lesson's subject, so it lives here.
+It is plumbing for evaluation (lesson 01 explains what it is for), not a lesson's subject, so it
+lives here.
 Reproduce the shipped checkpoints and print their test accuracy with::
 
     python -m deepgen_helpers.classifier train mnist fashion_mnist
@@ -20,7 +21,7 @@ from torch import nn
 
 from . import checkpoints
 from .config import get_device, seed_everything
-from .data import IMAGE_DATASETS, load_images
+from .data import IMAGE_DATASETS, _choice, _whole, as_image_batch, load_images
 
 
 @dataclass
@@ -35,7 +36,8 @@ class ClassifierConfig:
 
 
 class CourseClassifier(nn.Module):
-    """conv(32) - pool - conv(64) - pool - fc(128) - fc(10) on ``(B, 1, 28, 28)`` images in [0, 1]."""
+    """conv(32) - pool - conv(64) - pool - fc(128) - fc(10) on ``(B, 1, 28, 28)`` images in [0,
+    1]."""
 
     def __init__(self, cfg: Optional[ClassifierConfig] = None):
         super().__init__()
@@ -48,9 +50,11 @@ class CourseClassifier(nn.Module):
         self.dropout = nn.Dropout(self.cfg.dropout)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, 1, 28, 28)`` in [0, 1] -> ``(B, features)``: the penultimate activations FID compares."""
+        """``(B, 1, 28, 28)`` in [0, 1] -> ``(B, features)``: the penultimate activations FID
+        compares."""
         if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
-            raise ValueError(f"CourseClassifier expects images of shape (B, 1, 28, 28) in [0, 1], got {tuple(x.shape)}. "
+            raise ValueError(f"CourseClassifier expects images of shape (B, 1, 28, 28) in [0, 1], "
+                             f"got {tuple(x.shape)}. "
                              "Reshape flat images with x.view(-1, 1, 28, 28).")
         h = (x - 0.5) / 0.5
         h = F.max_pool2d(F.relu(self.conv1(h)), 2)  # (B, c1, 14, 14)
@@ -63,7 +67,8 @@ class CourseClassifier(nn.Module):
 
 
 def _random_shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> torch.Tensor:
-    """Translate each batch by up to ``max_shift`` pixels (a cheap augmentation that adds robustness)."""
+    """Translate each batch by up to ``max_shift`` pixels (a cheap augmentation that adds
+    robustness)."""
     dx, dy = torch.randint(-max_shift, max_shift + 1, (2,), generator=g).tolist()
     return torch.roll(x, shifts=(dy, dx), dims=(2, 3))
 
@@ -71,17 +76,45 @@ def _random_shift(x: torch.Tensor, g: torch.Generator, max_shift: int = 2) -> to
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000) -> float:
     """Fraction of ``x`` ``(N,1,28,28)`` whose predicted class equals ``y`` ``(N,)``."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    x = as_image_batch(x, "x", shape=(1, 28, 28))
+    y = torch.as_tensor(y).cpu()
+    if y.shape != (len(x),) or y.is_floating_point():
+        raise ValueError(f"y must be integer class labels of shape ({len(x)},), one per image in "
+                         f"x; got "
+                         f"{'float ' if y.is_floating_point() else ''}labels of shape "
+                         f"{tuple(y.shape)}.")
+    batch_size = _whole(batch_size, "batch_size", 1)
     model.eval()
     device = next(model.parameters()).device
     correct = 0
     for i in range(0, len(x), batch_size):
-        correct += (model(x[i:i + batch_size].to(device)).argmax(1).cpu() == y[i:i + batch_size]).sum().item()
+        correct += (
+            (model(x[i : i + batch_size].to(device)).argmax(1).cpu() == y[i : i + batch_size])
+            .sum()
+            .item()
+        )
     return correct / len(x)
 
 
-def train_classifier(dataset: str, epochs: int = 5, batch_size: int = 128, lr: float = 2e-3, seed: int = 0,
-                     device: Optional[str] = None, n_train: Optional[int] = None) -> Dict:
-    """Train a :class:`CourseClassifier` on ``dataset``'s training split; return model, accuracy and wall time."""
+def train_classifier(
+    dataset: str,
+    epochs: int = 5,
+    batch_size: int = 128,
+    lr: float = 2e-3,
+    seed: int = 0,
+    device: Optional[str] = None,
+    n_train: Optional[int] = None,
+) -> Dict:
+    """Train a :class:`CourseClassifier` on ``dataset``'s training split; return model, accuracy
+    and wall time."""
+    _choice(dataset, IMAGE_DATASETS, "image dataset")
+    epochs, batch_size = _whole(epochs, "epochs", 1), _whole(batch_size, "batch_size", 1)
+    if n_train is not None and _whole(n_train, "n_train", batch_size) < batch_size:
+        raise ValueError(f"n_train={n_train} is smaller than batch_size={batch_size}.")
+    if not (isinstance(lr, (int, float)) and 0 < lr < float("inf")):
+        raise ValueError(f"lr must be a positive number, got {lr!r}.")
     g = seed_everything(seed)
     dev = get_device(device)
     x, y = load_images(dataset, "train", n=n_train)
@@ -103,8 +136,14 @@ def train_classifier(dataset: str, epochs: int = 5, batch_size: int = 128, lr: f
             opt.step()
             sched.step()
         acc = accuracy(model, xt, yt)
-        print(f"{dataset} epoch {epoch + 1}/{epochs}: last batch loss {loss.item():.4f}, test accuracy {acc:.4f}", flush=True)
-    return {"model": model.cpu(), "test_accuracy": acc, "wall_seconds": time.time() - start, "device": str(dev)}
+        print(f"{dataset} epoch {epoch + 1}/{epochs}: last batch loss {loss.item():.4f}, test "
+              f"accuracy {acc:.4f}", flush=True)
+    return {
+        "model": model.cpu(),
+        "test_accuracy": acc,
+        "wall_seconds": time.time() - start,
+        "device": str(dev),
+    }
 
 
 def checkpoint_name(dataset: str) -> str:
@@ -114,10 +153,13 @@ def checkpoint_name(dataset: str) -> str:
 _LOADED: Dict[str, CourseClassifier] = {}
 
 
-def load_classifier(dataset: str, device: Optional[torch.device] = None) -> CourseClassifier:
-    """The shipped course classifier for ``dataset`` (``"mnist"`` or ``"fashion_mnist"``), in eval mode."""
-    if dataset not in IMAGE_DATASETS:
-        raise ValueError(f"No course classifier for {dataset!r}. Available: {sorted(IMAGE_DATASETS)}.")
+def load_classifier(dataset: str, device: Optional[torch.device | str] = None) -> CourseClassifier:
+    """The shipped course classifier for ``dataset`` (``"mnist"`` or ``"fashion_mnist"``), in eval
+    mode."""
+    if not (isinstance(dataset, str) and dataset in IMAGE_DATASETS):
+        _choice(dataset, IMAGE_DATASETS, "course-classifier dataset")
+    if device is not None:
+        device = get_device(device)
     if dataset not in _LOADED:
         model = CourseClassifier()
         checkpoints.load_shipped(checkpoint_name(dataset), model)
@@ -140,10 +182,13 @@ def main(argv=None) -> None:
         for ds in args.datasets:
             out = train_classifier(ds, epochs=args.epochs, seed=args.seed)
             path = checkpoints.checkpoint_dir() / f"{checkpoint_name(ds)}.pt"
-            checkpoints.save_checkpoint(path, out["model"], out["model"].cfg, {"dataset": ds, "seed": args.seed})
+            checkpoints.save_checkpoint(
+                path, out["model"], out["model"].cfg, {"dataset": ds, "seed": args.seed}
+            )
             entry = checkpoints.register_checkpoint(
                 checkpoint_name(ds), path, lesson="01_generative_modelling_basics",
-                command=f"python -m deepgen_helpers.classifier train {ds} --epochs {args.epochs} --seed {args.seed}",
+                command=f"python -m deepgen_helpers.classifier train {ds} --epochs {args.epochs} "
+                        f"--seed {args.seed}",
                 device=out["device"], wall_seconds=out["wall_seconds"],
                 quality={"test_accuracy": round(out["test_accuracy"], 4)})
             print(json.dumps({checkpoint_name(ds): entry}))
@@ -151,7 +196,9 @@ def main(argv=None) -> None:
         for ds in args.datasets:
             x, y = load_images(ds, "test")
             acc = accuracy(load_classifier(ds), x, y)
-            print(json.dumps({"dataset": ds, "split": "test", "n": len(x), "accuracy": round(acc, 4)}))
+            print(
+                json.dumps({"dataset": ds, "split": "test", "n": len(x), "accuracy": round(acc, 4)})
+            )
 
 
 if __name__ == "__main__":

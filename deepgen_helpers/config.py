@@ -59,25 +59,41 @@ def get_mode() -> str:
     return mode
 
 
-def get_device(prefer: Optional[str] = None) -> torch.device:
+def get_device(prefer: Optional[str | torch.device] = None) -> torch.device:
     """Choose the device: ``prefer`` or ``$DEEPGEN_DEVICE`` if given, else CUDA > MPS > CPU.
 
-    Raises ``ValueError`` when the requested device is not available here.
+    ``prefer`` is ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a ``torch.device``. Raises
+    ``ValueError`` naming the argument (or the environment variable) when the device is unknown or
+    not available here.
     """
-    wanted = (prefer or os.environ.get(DEVICE_ENV, "")).strip().lower()
-    if wanted:
-        if wanted.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"Device {wanted!r} was requested but CUDA is not available here; use 'cpu' or unset {DEVICE_ENV}.")
-        if wanted == "mps" and not _mps_available():
-            raise ValueError(f"Device 'mps' was requested but Apple MPS is not available here; use 'cpu' or unset {DEVICE_ENV}.")
-        if not (wanted.startswith("cuda") or wanted in ("mps", "cpu")):
-            raise ValueError(f"Unknown device {wanted!r}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.")
-        return torch.device(wanted)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if _mps_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    import re
+
+    if prefer is not None and not isinstance(prefer, (str, torch.device)):
+        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', or a torch.device; "
+                        f"got {prefer!r}.")
+    from_env = prefer is None or str(prefer).strip() == ""
+    wanted = (os.environ.get(DEVICE_ENV, "") if from_env else str(prefer)).strip().lower()
+    if not wanted:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if _mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    asked = f"{DEVICE_ENV}={wanted!r}" if from_env else f"device={wanted!r}"
+    fix = f"set {DEVICE_ENV}=cpu or unset it" if from_env else "use 'cpu', or leave device unset"
+    match = re.fullmatch(r"(cpu|mps|cuda)(?::(\d+))?", wanted)
+    if match is None or (match.group(2) is not None and match.group(1) != "cuda"):
+        hint = " ('cuda' is the NVIDIA GPU)" if wanted.startswith("gpu") else ""
+        raise ValueError(f"Unknown device in {asked}{hint}; use 'cpu', 'cuda', 'cuda:N' or 'mps'.")
+    kind, index = match.group(1), match.group(2)
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"{asked} asks for a GPU, but CUDA is not available here; {fix}.")
+    if kind == "cuda" and index is not None and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"{asked} asks for GPU {index}, but this machine has "
+                         f"{torch.cuda.device_count()} (numbered from 0).")
+    if kind == "mps" and not _mps_available():
+        raise ValueError(f"{asked} asks for Apple's MPS, but it is not available here; {fix}.")
+    return torch.device(wanted)
 
 
 def _mps_available() -> bool:
@@ -86,9 +102,17 @@ def _mps_available() -> bool:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python, NumPy and PyTorch (all devices); return a CPU ``torch.Generator`` seeded the same way."""
-    if not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}.")
+    """Seed Python, NumPy and PyTorch (all devices); return a CPU ``torch.Generator`` seeded the
+    same way.
+
+    ``seed`` is a whole number from 0 to 2**64 - 1 (PyTorch's limit); ``ValueError`` otherwise.
+    """
+    if isinstance(seed, bool) or not hasattr(seed, "__index__"):
+        raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed!r}.")
+    seed = int(seed.__index__())
+    if not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be a whole number from 0 to 2**64 - 1, got {seed}; "
+                         "try a smaller one, such as 0 or 1234.")
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

@@ -1,8 +1,8 @@
 """Bundled datasets: MNIST, Fashion-MNIST, text corpora and 2-D toy distributions.
 
-Every file under ``data/`` is checked against the sha256 in ``data/manifest.json`` the first time it is
-read, so a truncated or corrupted file gives one clear message instead of a confusing failure later.
-Nothing here touches the network.
+Every file under ``data/`` is checked against the sha256 in ``data/manifest.json`` the first time it
+is read, so a truncated or corrupted file gives one clear message instead of a confusing failure
+later. Nothing here touches the network.
 """
 from __future__ import annotations
 
@@ -54,17 +54,22 @@ TOY_DATASETS = ("gaussian_mixture", "rings", "moons", "spirals")
 _SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Argument checks shared by the helpers (private: errors name the learner's argument and the fix)
-# ----------------------------------------------------------------------------------------------------------
-def _whole(value: Any, name: str, minimum: Optional[int] = None, maximum: Optional[int] = None) -> int:
-    """``value`` as a Python int (NumPy and 0-d tensor integers accepted; bools and floats refused)."""
+# --------------------------------------------------------------------------------------------------
+def _whole(
+    value: Any, name: str, minimum: Optional[int] = None, maximum: Optional[int] = None
+) -> int:
+    """``value`` as a Python int (NumPy and 0-d tensor integers accepted; bools and floats
+    refused)."""
     if isinstance(value, bool) or (isinstance(value, torch.Tensor) and value.dtype == torch.bool):
         raise TypeError(f"{name} must be a whole number, got {value!r}.")
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be a whole number, got {value!r} ({type(value).__name__}).") from None
+        raise TypeError(
+            f"{name} must be a whole number, got {value!r} ({type(value).__name__})."
+        ) from None
     if minimum is not None and number < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {number}.")
     if maximum is not None and number > maximum:
@@ -73,12 +78,17 @@ def _whole(value: Any, name: str, minimum: Optional[int] = None, maximum: Option
 
 
 def _choice(value: Any, options: Sequence[str], what: str, error: type = ValueError) -> str:
-    """``value`` if it is one of ``options``; otherwise an error listing them (and the closest one)."""
+    """``value`` if it is one of ``options``; otherwise an error listing them (and the closest
+    one)."""
     if isinstance(value, str) and value in options:
         return value
     import difflib
 
-    close = difflib.get_close_matches(str(value).lower(), list(options), n=1) if isinstance(value, str) else []
+    close = (
+        difflib.get_close_matches(str(value).lower(), list(options), n=1)
+        if isinstance(value, str)
+        else []
+    )
     guess = f" Did you mean {close[0]!r}?" if close else ""
     raise error(f"Unknown {what} {value!r}.{guess} Available: {sorted(options)}.")
 
@@ -86,14 +96,15 @@ def _choice(value: Any, options: Sequence[str], what: str, error: type = ValueEr
 def _root_hint(root: Path) -> str:
     """Why ``root`` may be wrong, when ``$DEEPGEN_DATA`` chose it."""
     if os.environ.get(DATA_ENV):
-        return (f" {DATA_ENV} is set to {os.environ[DATA_ENV]!r}: point it at a copy of the course's "
+        return (f" {DATA_ENV} is set to {os.environ[DATA_ENV]!r}: point it at a copy of the "
+                f"course's "
                 f"data folder, or unset it to use the repository's data/.")
     return ""
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Integrity
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
@@ -109,16 +120,15 @@ def _manifest(root: Path) -> dict:
     if not root.is_dir():
         raise DataError(f"The data folder {root} does not exist.{_root_hint(root)}")
     if not path.exists():
-        raise DataError(
-            f"The data manifest {path} is missing, so the course's data folder is incomplete: "
-            "restore it with `git checkout -- data` (or clone the repository again)." + _root_hint(root)
-        )
+        raise DataError(f"The data manifest {path} is missing." + (_root_hint(root) or
+                        " Restore it with `git checkout -- data` (or clone the repository again)."))
     try:
         files = json.loads(path.read_text(encoding="utf-8"))["files"]
         if not all(isinstance(v, dict) and "sha256" in v for v in files.values()):
             raise ValueError("an entry lacks its sha256")
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-        raise DataError(f"The data manifest {path} is damaged ({type(exc).__name__}: {str(exc)[:80]}); "
+        raise DataError(f"The data manifest {path} is damaged ({type(exc).__name__}: "
+                        f"{str(exc)[:80]}); "
                         "restore it with `git checkout -- data/manifest.json`.") from None
     return files
 
@@ -127,7 +137,8 @@ _VERIFIED: set = set()
 
 
 def verify_file(relpath: str, root: Optional[Path] = None) -> Path:
-    """Return the path of bundled file ``relpath`` after checking it exists and matches the manifest's sha256.
+    """Return the path of bundled file ``relpath`` after checking it exists and matches the
+    manifest's sha256.
 
     Raises :class:`DataError` naming the file and the fix when it is missing, unlisted or corrupted.
     """
@@ -138,7 +149,8 @@ def verify_file(relpath: str, root: Optional[Path] = None) -> Path:
         return path
     files = _manifest(root)
     if relpath not in files:
-        raise DataError(f"{relpath!r} is not listed in {root / 'manifest.json'}; the course only reads files it ships.")
+        raise DataError(f"{relpath!r} is not listed in {root / 'manifest.json'}; the course only "
+                        f"reads files it ships.")
     if not path.exists():
         raise DataError(
             f"Data file {path} is missing. Restore it with `git checkout -- data/{relpath}` "
@@ -148,24 +160,26 @@ def verify_file(relpath: str, root: Optional[Path] = None) -> Path:
     actual = sha256_file(path)
     if actual != expected:
         raise DataError(
-            f"Data file {path} is corrupted: its sha256 is {actual[:12]}..., the manifest expects {expected[:12]}.... "
-            f"Restore it with `git checkout -- data/{relpath}` (if you use Git LFS or a partial download, fetch it again)."
+            f"Data file {path} is corrupted: its sha256 is {actual[:12]}..., the manifest expects "
+            f"{expected[:12]}.... "
+            f"Restore it with `git checkout -- data/{relpath}` (if you use Git LFS or a partial "
+            f"download, fetch it again)."
         )
     _VERIFIED.add(key)
     return path
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Images
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(path: Path) -> np.ndarray:
     """Read a (gzipped) IDX file, the format of MNIST, into a NumPy array.
 
-    The header is 2 zero bytes, a type code, the number of dimensions, then one big-endian uint32 per dimension
-    (LeCun et al., "The MNIST database", file format section).
+    The header is 2 zero bytes, a type code, the number of dimensions, then one big-endian uint32
+    per dimension (LeCun et al., "The MNIST database", file format section).
     """
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
@@ -173,7 +187,9 @@ def read_idx(path: Path) -> np.ndarray:
         with opener(path, "rb") as fh:
             raw = fh.read()
     except (OSError, EOFError) as exc:
-        raise DataError(f"Could not read IDX file {path}: {exc}. Restore it from the repository.") from None
+        raise DataError(
+            f"Could not read IDX file {path}: {exc}. Restore it from the repository."
+        ) from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()}).")
     ndim = raw[3]
@@ -182,7 +198,8 @@ def read_idx(path: Path) -> np.ndarray:
     offset = 4 + 4 * ndim
     expected = int(np.prod(dims)) * dtype.itemsize
     if len(raw) - offset != expected:
-        raise DataError(f"{path} is truncated: header says {dims} ({expected} bytes), found {len(raw) - offset} bytes.")
+        raise DataError(f"{path} is truncated: header says {dims} ({expected} bytes), found "
+                        f"{len(raw) - offset} bytes.")
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(dims)
 
 
@@ -210,12 +227,14 @@ def load_images(
     Args:
         name: ``"mnist"`` or ``"fashion_mnist"``.
         split: ``"train"`` (60,000 images) or ``"test"`` (10,000).
-        n: keep only the first ``n`` images (after a fixed shuffle with ``seed``, so classes stay balanced);
+        n: keep only the first ``n`` images (after a fixed shuffle with ``seed``, so classes stay
+        balanced);
             at most the size of the split.
         binarize: ``None`` (grey levels in [0, 1]), ``"threshold"`` (pixel > 0.5) or ``"sample"``
             (each pixel ~ Bernoulli(intensity), drawn once with ``seed``: a fixed binarisation).
         seed: seed of the shuffle and of the ``"sample"`` binarisation.
-        device: where to put the tensors (default CPU); ``"cuda"`` or ``"mps"`` only where available.
+        device: where to put the tensors (default CPU); ``"cuda"`` or ``"mps"`` only where
+        available.
 
     Returns:
         ``x``: float32 ``(N, 1, 28, 28)`` in [0, 1]; ``y``: int64 ``(N,)`` class labels 0-9.
@@ -223,8 +242,11 @@ def load_images(
     _choice(name, IMAGE_DATASETS, "image dataset", DataError)
     if not (isinstance(split, str) and split in _IDX_FILES):
         raise DataError(f"Unknown split {split!r} for {name}. Use 'train' or 'test'.")
-    if not (binarize is None or (isinstance(binarize, str) and binarize in ("threshold", "sample"))):
-        raise ValueError(f"binarize={binarize!r} is not supported; use None, 'threshold' or 'sample'.")
+    if not (
+        binarize is None or (isinstance(binarize, str) and binarize in ("threshold", "sample"))
+    ):
+        raise ValueError(f"binarize={binarize!r} is not supported; use None, 'threshold' or "
+                         f"'sample'.")
     seed = _whole(seed, "seed", 0)
     if n is not None:
         n = _whole(n, "n", 1)
@@ -250,26 +272,38 @@ def load_images(
 
 
 def load_mnist(split: str = "train", **kwargs) -> Tuple[torch.Tensor, torch.Tensor]:
-    """MNIST digits; see :func:`load_images` for the arguments. Returns ``(N,1,28,28)`` floats and ``(N,)`` labels."""
+    """MNIST digits; see :func:`load_images` for the arguments. Returns ``(N,1,28,28)`` floats and
+    ``(N,)`` labels."""
     return load_images("mnist", split, **kwargs)
 
 
 def load_fashion_mnist(split: str = "train", **kwargs) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Fashion-MNIST; see :func:`load_images`. Class names are in ``CLASS_NAMES['fashion_mnist']``."""
+    """Fashion-MNIST; see :func:`load_images`. Class names are in
+    ``CLASS_NAMES['fashion_mnist']``."""
     return load_images("fashion_mnist", split, **kwargs)
 
 
-def as_image_batch(images: Any, name: str = "images", *, shape: Optional[Tuple[int, int, int]] = None,
-                   value_range: Tuple[float, float] = (0.0, 1.0), tolerance: float = 1e-3,
-                   min_count: int = 1, fix: str = "") -> torch.Tensor:
-    """Check a batch of images and return it as a detached float32 ``(N, C, H, W)`` tensor (same device).
+def as_image_batch(
+    images: Any,
+    name: str = "images",
+    *,
+    shape: Optional[Tuple[int, int, int]] = None,
+    value_range: Tuple[float, float] = (0.0, 1.0),
+    tolerance: float = 1e-3,
+    min_count: int = 1,
+    fix: str = "",
+    why: str = "",
+) -> torch.Tensor:
+    """Check a batch of images and return it as a detached float32 ``(N, C, H, W)`` tensor (same
+    device).
 
-    The one validation of image batches that the metrics and the plots share. Accepts a tensor or NumPy
-    array ``(N, C, H, W)``, ``(N, H, W)`` (one channel) or ``(N, H*W)`` (square images), or a list of
-    images (or of batches) of one shape. ``shape`` ``(C, H, W)`` fixes the image size, e.g. ``(1, 28, 28)``.
-    Values must lie in ``value_range``, give or take ``tolerance`` times its width; ``fix`` is appended to a
-    range error. Raises ``TypeError`` or ``ValueError`` naming ``name`` for channels-last layouts, other
-    sizes, fewer than ``min_count`` images, NaN or infinite values, and 0-255 or [-1, 1] pixels.
+    The one validation of image batches that the metrics and the plots share. Accepts a tensor or
+    NumPy array ``(N, C, H, W)``, ``(N, H, W)`` (one channel) or ``(N, H*W)`` (square images), or a
+    list of images (or of batches) of one shape. ``shape`` ``(C, H, W)`` fixes the image size, e.g.
+    ``(1, 28, 28)``. Values must lie in ``value_range``, give or take ``tolerance`` times its width;
+    ``fix`` is appended to a range error and ``why`` to a too-few-images error. Raises ``TypeError``
+    or ``ValueError`` naming ``name`` for channels-last layouts, other sizes, fewer than
+    ``min_count`` images, NaN or infinite values, and 0-255 or [-1, 1] pixels.
     """
     x = _to_tensor(images, name)
     original = tuple(x.shape)
@@ -281,7 +315,8 @@ def as_image_batch(images: Any, name: str = "images", *, shape: Optional[Tuple[i
     if x.dim() == 2:
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1] or (shape and (1, side, side) != tuple(shape)):
-            raise ValueError(f"{name} has shape {original}: flat images of {x.shape[1]} pixels, which is not "
+            raise ValueError(f"{name} has shape {original}: flat images of {x.shape[1]} pixels, "
+                             f"which is not "
                              f"{'square' if not shape else want}. Pass images as (N, C, H, W).")
         x = x.reshape(-1, 1, side, side)
     elif x.dim() == 3:
@@ -290,24 +325,30 @@ def as_image_batch(images: Any, name: str = "images", *, shape: Optional[Tuple[i
         raise ValueError(f"{name} must be a batch of images (N, C, H, W), got shape {original}.")
     channels_ok = (shape[0],) if shape else (1, 3, 4)
     if x.shape[1] not in channels_ok and x.shape[3] in channels_ok:
-        raise ValueError(f"{name} has shape {original}, with the channels last; the helpers expect channels "
+        raise ValueError(f"{name} has shape {original}, with the channels last; the helpers expect "
+                         f"channels "
                          f"first (N, C, H, W): pass {name}.permute(0, 3, 1, 2).")
     if shape and tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}) "
-                         f"(or (N, {shape[1]}, {shape[2]}) or (N, {shape[1] * shape[2]})), got {original}.")
+                         f"(or (N, {shape[1]}, {shape[2]}) or (N, {shape[1] * shape[2]})), got "
+                         f"{original}.")
     if x.shape[1] not in channels_ok:
-        raise ValueError(f"{name} has {x.shape[1]} channels (shape {original}); images need 1 (grey), "
+        raise ValueError(f"{name} has {x.shape[1]} channels (shape {original}); images need 1 "
+                         f"(grey), "
                          "3 (RGB) or 4 (RGBA) channels in (N, C, H, W).")
     if len(x) < min_count:
-        raise ValueError(f"{name} holds {len(x)} image{'s' if len(x) != 1 else ''}; at least {min_count} "
-                         f"{'is' if min_count == 1 else 'are'} needed.")
+        raise ValueError(f"{name} holds {len(x)} image{'s' if len(x) != 1 else ''}; at least "
+                         f"{min_count} "
+                         f"{'is' if min_count == 1 else 'are'} needed{why}.")
     x = x.float()
     if x.numel():
         finite = torch.isfinite(x)
         if not bool(finite.all()):
             bad = int((~finite).flatten(1).any(1).sum())
-            raise ValueError(f"{name} contains NaN or infinite values ({bad} of {len(x)} images): whatever "
-                             "made them has diverged (try a lower learning rate; look for log(0) or /0).")
+            raise ValueError(f"{name} contains NaN or infinite values ({bad} of {len(x)} images): "
+                             f"whatever "
+                             "made them has diverged (try a lower learning rate; look for log(0) "
+                             "or /0).")
         lo, hi = float(value_range[0]), float(value_range[1])
         slack = tolerance * (hi - lo)
         low, high = float(x.min()), float(x.max())
@@ -326,12 +367,14 @@ _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def _to_tensor(value: Any, name: str) -> torch.Tensor:
-    """A tensor from a tensor, NumPy array, number or (nested) list of them; detached, never shared."""
+    """A tensor from a tensor, NumPy array, number or (nested) list of them; detached, never
+    shared."""
     if isinstance(value, torch.Tensor):
         return value.detach()
     if isinstance(value, np.ndarray):
         if value.dtype == object:
-            raise TypeError(f"{name} is a NumPy array of Python objects; convert it to numbers first.")
+            raise TypeError(f"{name} is a NumPy array of Python objects; convert it to numbers "
+                            f"first.")
         return torch.from_numpy(np.array(value))
     if isinstance(value, (list, tuple)):
         if len(value) == 0:
@@ -341,7 +384,8 @@ def _to_tensor(value: Any, name: str) -> torch.Tensor:
             first = tuple(parts[0].shape)
             for i, part in enumerate(parts):
                 if tuple(part.shape) != first:
-                    raise ValueError(f"{name}[{i}] has shape {tuple(part.shape)} but {name}[0] has {first}; "
+                    raise ValueError(f"{name}[{i}] has shape {tuple(part.shape)} but {name}[0] has "
+                                     f"{first}; "
                                      "every element of the list must have the same shape.")
             if len(first) == 4:  # a list of batches
                 return torch.cat([p.to(parts[0].device) for p in parts])
@@ -357,11 +401,12 @@ def _to_tensor(value: Any, name: str) -> torch.Tensor:
                     f"got {type(value).__name__}.")
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Text
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def load_text(name: str) -> str:
-    """The whole text of a bundled corpus: ``"quijote"`` (Spanish), ``"tinyshakespeare"`` or ``"names"``."""
+    """The whole text of a bundled corpus: ``"quijote"`` (Spanish), ``"tinyshakespeare"`` or
+    ``"names"``."""
     _choice(name, TEXT_DATASETS, "text dataset", DataError)
     return verify_file(TEXT_DATASETS[name]).read_text(encoding="utf-8")
 
@@ -371,23 +416,32 @@ def load_names() -> list:
     return load_text("names").split()
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # 2-D toy distributions
-# ----------------------------------------------------------------------------------------------------------
-def make_toy_2d(name: str, n: int = 1000, seed: int = 0, noise: Optional[float] = None) -> torch.Tensor:
-    """Sample ``n`` points of a 2-D toy distribution as a float32 ``(n, 2)`` tensor, roughly within [-4, 4]^2.
+# --------------------------------------------------------------------------------------------------
+def make_toy_2d(
+    name: str, n: int = 1000, seed: int = 0, noise: Optional[float] = None
+) -> torch.Tensor:
+    """Sample ``n`` points of a 2-D toy distribution as a float32 ``(n, 2)`` tensor, roughly within
+    [-4, 4]^2.
 
-    ``name``: ``"gaussian_mixture"`` (8 Gaussians on a circle of radius 3), ``"rings"`` (two concentric circles),
-    ``"moons"`` (two interleaved half circles) or ``"spirals"`` (two arms). ``noise`` is the standard deviation
-    of the Gaussian jitter (a per-dataset default when ``None``).
+    ``name``: ``"gaussian_mixture"`` (8 Gaussians on a circle of radius 3), ``"rings"`` (two
+    concentric circles), ``"moons"`` (two interleaved half circles) or ``"spirals"`` (two arms).
+    ``noise`` is the standard deviation of the Gaussian jitter (a per-dataset default when
+    ``None``).
     """
     _choice(name, TOY_DATASETS, "toy dataset", DataError)
     n = _whole(n, "n", 1)
     seed = _whole(seed, "seed", 0, 2**64 - 1)
     if noise is not None:
-        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not math.isfinite(noise) \
-                or noise < 0:
-            raise ValueError(f"noise is the standard deviation of the jitter: a number >= 0, got {noise!r}.")
+        if (
+            isinstance(noise, bool)
+            or not isinstance(noise, (int, float))
+            or not math.isfinite(noise)
+            or noise < 0
+        ):
+            raise ValueError(f"noise is the standard deviation of the jitter: a number >= 0, got "
+                             f"{noise!r}.")
         noise = float(noise)
     g = torch.Generator().manual_seed(seed)
     if name == "gaussian_mixture":

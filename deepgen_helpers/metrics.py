@@ -1,13 +1,15 @@
-"""Evaluation metrics the lessons teach: likelihood units, FID, class accuracy and class-histogram entropy.
+"""Evaluation metrics the lessons teach: likelihood units, FID, class accuracy and class-histogram
+entropy.
 
-FID (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium",
-Eq. 6 of the NeurIPS version) fits a Gaussian to the features of each image set and measures
+FID (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash
+Equilibrium", Eq. 6 of the NeurIPS version) fits a Gaussian to the features of each image set and
+measures
 
     d^2 = ||mu_1 - mu_2||^2 + Tr(C_1 + C_2 - 2 (C_1 C_2)^{1/2}).
 
-The usual FID uses Inception-v3 features of ImageNet-sized colour images; the course uses the features of
-its own small classifier (``deepgen_helpers.classifier``), so its numbers are comparable within the course
-only, not with published FIDs.
+The usual FID uses Inception-v3 features of ImageNet-sized colour images; the course uses the
+features of its own small classifier (``deepgen_helpers.classifier``), so its numbers are comparable
+within the course only, not with published FIDs.
 """
 from __future__ import annotations
 
@@ -28,14 +30,18 @@ def nats_to_bits(nats: float) -> float:
 
 
 def bits_per_dim(nll_nats: float, n_dims: int) -> float:
-    """Negative log-likelihood of one example, in nats, expressed as bits per dimension: ``nll / (D ln 2)``."""
+    """Negative log-likelihood of one example, in nats, expressed as bits per dimension: ``nll / (D
+    ln 2)``."""
     n_dims = _whole(n_dims, "n_dims (the number of dimensions, e.g. 784 for MNIST)", 1)
     return nll_nats / (n_dims * LN2)
 
 
-def _check_images(images: Any, name: str = "images", min_count: int = 1) -> torch.Tensor:
-    """Images for the course classifier: float32 ``(N, 1, 28, 28)`` in [0, 1] (see ``data.as_image_batch``)."""
-    return as_image_batch(images, name, shape=(1, 28, 28), min_count=min_count)
+def _check_images(
+    images: Any, name: str = "images", min_count: int = 1, why: str = ""
+) -> torch.Tensor:
+    """Images for the course classifier: float32 ``(N, 1, 28, 28)`` in [0, 1] (see
+    ``data.as_image_batch``)."""
+    return as_image_batch(images, name, shape=(1, 28, 28), min_count=min_count, why=why)
 
 
 def _batches(n: int, batch_size: Any) -> range:
@@ -43,8 +49,11 @@ def _batches(n: int, batch_size: Any) -> range:
 
 
 @torch.no_grad()
-def classifier_features(images: torch.Tensor, dataset: str = "mnist", batch_size: int = 1000) -> torch.Tensor:
-    """Penultimate features ``(N, 128)`` of the course classifier for ``images`` ``(N, 1, 28, 28)`` in [0, 1]."""
+def classifier_features(
+    images: torch.Tensor, dataset: str = "mnist", batch_size: int = 1000
+) -> torch.Tensor:
+    """Penultimate features ``(N, 128)`` of the course classifier for ``images`` ``(N, 1, 28, 28)``
+    in [0, 1]."""
     images = _check_images(images)
     model = load_classifier(dataset)
     return torch.cat([model.features(images[i:i + batch_size].cpu())
@@ -65,7 +74,8 @@ def _check_features(features: Any, name: str = "features") -> torch.Tensor:
     if f.dim() != 2 or f.shape[0] < 2:
         raise ValueError(f"{name} must have shape (N, F) with N >= 2 rows, got {tuple(f.shape)}.")
     if not bool(torch.isfinite(f).all()):
-        raise ValueError(f"{name} contains NaN or infinite values; the images or the model that made them "
+        raise ValueError(f"{name} contains NaN or infinite values; the images or the model that "
+                         f"made them "
                          "have diverged.")
     return f
 
@@ -84,17 +94,26 @@ def _sqrtm_psd(c: torch.Tensor) -> torch.Tensor:
     return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
 
 
-def frechet_distance(mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, cov2: torch.Tensor) -> float:
+def frechet_distance(
+    mu1: torch.Tensor, cov1: torch.Tensor, mu2: torch.Tensor, cov2: torch.Tensor
+) -> float:
     """Fréchet distance between N(mu1, cov1) and N(mu2, cov2) (Dowson & Landau 1982).
 
-    ``Tr((C1 C2)^{1/2})`` is computed as the sum of the square roots of the eigenvalues of the symmetric PSD
-    matrix ``C1^{1/2} C2 C1^{1/2}``, which has the same eigenvalues as ``C1 C2`` and is numerically safer.
+    ``Tr((C1 C2)^{1/2})`` is computed as the sum of the square roots of the eigenvalues of the
+    symmetric PSD matrix ``C1^{1/2} C2 C1^{1/2}``, which has the same eigenvalues as ``C1 C2`` and
+    is numerically safer.
     """
     mu1, cov1, mu2, cov2 = (_to_tensor(v, n) for v, n in
                             ((mu1, "mu1"), (cov1, "cov1"), (mu2, "mu2"), (cov2, "cov2")))
     f = mu1.shape[0] if mu1.dim() == 1 else -1
-    if f < 1 or tuple(mu2.shape) != (f,) or tuple(cov1.shape) != (f, f) or tuple(cov2.shape) != (f, f):
-        raise ValueError(f"frechet_distance needs means (F,) and covariances (F, F) of one size F; got mu1 "
+    if (
+        f < 1
+        or tuple(mu2.shape) != (f,)
+        or tuple(cov1.shape) != (f, f)
+        or tuple(cov2.shape) != (f, f)
+    ):
+        raise ValueError(f"frechet_distance needs means (F,) and covariances (F, F) of one size F; "
+                         f"got mu1 "
                          f"{tuple(mu1.shape)}, cov1 {tuple(cov1.shape)}, mu2 {tuple(mu2.shape)}, "
                          f"cov2 {tuple(cov2.shape)}.")
     if not all(bool(torch.isfinite(v).all()) for v in (mu1, cov1, mu2, cov2)):
@@ -119,17 +138,21 @@ def fid_from_features(features_a: torch.Tensor, features_b: torch.Tensor) -> flo
 def fid(images_a: torch.Tensor, images_b: torch.Tensor, dataset: str = "mnist") -> float:
     """FID between two image sets ``(N, 1, 28, 28)`` in [0, 1], on the course classifier's features.
 
-    Use at least a few hundred images per set (the features have 128 dimensions); the estimate is biased
-    upwards for small sets, so compare FIDs computed with the same number of images. Raises ``ValueError``
-    for sets of fewer than 2 images, NaN images and images outside [0, 1].
+    Use at least a few hundred images per set (the features have 128 dimensions); the estimate is
+    biased upwards for small sets, so compare FIDs computed with the same number of images. Raises
+    ``ValueError`` for sets of fewer than 2 images, NaN images and images outside [0, 1].
     """
-    images_a = _check_images(images_a, "images_a", min_count=2)
-    images_b = _check_images(images_b, "images_b", min_count=2)
-    return fid_from_features(classifier_features(images_a, dataset), classifier_features(images_b, dataset))
+    why = " to fit a Gaussian (use a few hundred for a meaningful FID)"
+    images_a = _check_images(images_a, "images_a", min_count=2, why=why)
+    images_b = _check_images(images_b, "images_b", min_count=2, why=why)
+    return fid_from_features(
+        classifier_features(images_a, dataset), classifier_features(images_b, dataset)
+    )
 
 
 def class_accuracy(images: torch.Tensor, labels: torch.Tensor, dataset: str = "mnist") -> float:
-    """Fraction of ``images`` that the course classifier assigns to the intended ``labels`` ``(N,)``.
+    """Fraction of ``images`` that the course classifier assigns to the intended ``labels``
+    ``(N,)``.
 
     For a conditional generator, ``labels`` are the classes it was asked to draw.
     """
@@ -139,10 +162,12 @@ def class_accuracy(images: torch.Tensor, labels: torch.Tensor, dataset: str = "m
 
 
 def _check_labels(labels: Any, n_classes: int, n: int = -1) -> torch.Tensor:
-    """Class labels as int64 ``(N,)`` in ``[0, n_classes)``; refuses probabilities, one-hot rows and floats."""
+    """Class labels as int64 ``(N,)`` in ``[0, n_classes)``; refuses probabilities, one-hot rows
+    and floats."""
     labels = _to_tensor(labels, "labels").cpu()
     if labels.dim() == 2 and labels.shape[1] == n_classes and labels.shape[0] > 0:
-        raise ValueError(f"labels has shape {tuple(labels.shape)}: that looks like class probabilities or "
+        raise ValueError(f"labels has shape {tuple(labels.shape)}: that looks like class "
+                         f"probabilities or "
                          f"one-hot rows, not class labels; pass labels.argmax(1).")
     if labels.dim() != 1 or (n >= 0 and labels.shape[0] != n):
         want = f"({n},), one per image" if n >= 0 else "(N,)"
@@ -159,14 +184,15 @@ def _check_labels(labels: Any, n_classes: int, n: int = -1) -> torch.Tensor:
     labels = labels.long()
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= n_classes:
-        raise ValueError(f"labels must be classes 0 to {n_classes - 1}, got values from {low} to {high}.")
+        raise ValueError(f"labels must be classes 0 to {n_classes - 1}, got values from {low} to "
+                         f"{high}.")
     return labels
 
 
 def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
-    """Entropy in nats of the histogram of ``labels`` ``(N,)``: log(n_classes) when every class is equally
-    common, 0 when all are the same class (mode collapse). ``labels`` are class numbers 0 to n_classes - 1,
-    not probabilities (use ``probs.argmax(1)``)."""
+    """Entropy in nats of the histogram of ``labels`` ``(N,)``: log(n_classes) when every class is
+    equally common, 0 when all are the same class (mode collapse). ``labels`` are class numbers 0 to
+    n_classes - 1, not probabilities (use ``probs.argmax(1)``)."""
     n_classes = _whole(n_classes, "n_classes", 1)
     labels = _check_labels(labels, n_classes)
     p = torch.bincount(labels, minlength=n_classes).double()
@@ -175,55 +201,63 @@ def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
 
 
 def sample_class_entropy(images: torch.Tensor, dataset: str = "mnist") -> float:
-    """Diversity of generated ``images``: the entropy (nats) of the course classifier's predicted-class histogram."""
+    """Diversity of generated ``images``: the entropy (nats) of the course classifier's
+    predicted-class histogram."""
     return class_entropy(predict(images, dataset))
 
 
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 # Uncertainty: every compared number carries one (COURSE.md section 7)
-# ----------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------
 def mean_se(values) -> Tuple[float, float]:
-    """Mean and its standard error ``std / sqrt(n)`` of per-example values ``(N,)`` (e.g. NLL per image).
+    """Mean and its standard error ``std / sqrt(n)`` of per-example values ``(N,)`` (e.g. NLL per
+    image).
 
-    Use it for any average over a test set: ``m, se = mean_se(nll)``; print as ``f"{m:.1f} ± {se:.1f}"``.
-    A difference between two models evaluated on the *same* examples has a smaller standard error than
-    either: pass the per-example differences (``mean_se(nll_a - nll_b)``).
+    Use it for any average over a test set: ``m, se = mean_se(nll)``; print as ``f"{m:.1f} ±
+    {se:.1f}"``. A difference between two models evaluated on the *same* examples has a smaller
+    standard error than either: pass the per-example differences (``mean_se(nll_a - nll_b)``).
     """
     v = torch.as_tensor(values).detach().double().flatten().cpu()
     if v.numel() < 2:
-        raise ValueError(f"mean_se needs at least 2 values to estimate a standard error, got {v.numel()}.")
+        raise ValueError(f"mean_se needs at least 2 values to estimate a standard error, got "
+                         f"{v.numel()}.")
     if not torch.isfinite(v).all():
         raise ValueError("mean_se got NaN or infinite values; check the model's outputs first.")
     return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(v.numel()))
 
 
 def random_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
-    """``n`` distinct random indices into a set of ``n_total`` items (int64 ``(n,)``), reproducible by ``seed``.
+    """``n`` distinct random indices into a set of ``n_total`` items (int64 ``(n,)``), reproducible
+    by ``seed``.
 
-    Reference and evaluation sets are random subsets, never file-order slices: MNIST's test file changes
-    writers part-way, so ``x_test[:1000]`` is not a fair sample of it.
+    Reference and evaluation sets are random subsets, never file-order slices: MNIST's test file
+    changes writers part-way, so ``x_test[:1000]`` is not a fair sample of it.
     """
     if not 0 < n <= n_total:
-        raise ValueError(f"cannot draw {n} items from a set of {n_total}; choose n between 1 and {n_total}.")
+        raise ValueError(f"cannot draw {n} items from a set of {n_total}; choose n between 1 and "
+                         f"{n_total}.")
     return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n]
 
 
 def fid_with_floor(images: torch.Tensor, reference: torch.Tensor, n: int = 1000, repeats: int = 3,
                    seed: int = 0, dataset: str = "mnist") -> dict:
-    """FID of ``images`` against random subsets of ``reference``, with its spread and the real-vs-real floor.
+    """FID of ``images`` against random subsets of ``reference``, with its spread and the
+    real-vs-real floor.
 
-    For each of ``repeats`` rounds, ``n`` generated images and two *disjoint* random sets of ``n`` reference
-    images are drawn; the round gives FID(generated, reference set 1) and the floor FID(reference set 1,
-    reference set 2), the value a perfect generator would get at this size (FID is biased upwards for small
-    sets, so only FIDs at the same ``n`` compare). Needs ``len(images) >= n`` and ``len(reference) >= 2 n``.
+    For each of ``repeats`` rounds, ``n`` generated images and two *disjoint* random sets of ``n``
+    reference images are drawn; the round gives FID(generated, reference set 1) and the floor
+    FID(reference set 1, reference set 2), the value a perfect generator would get at this size (FID
+    is biased upwards for small sets, so only FIDs at the same ``n`` compare). Needs ``len(images)
+    >= n`` and ``len(reference) >= 2 n``.
 
-    Returns ``{"fid": mean, "fid_sd": spread, "floor": mean, "floor_sd": spread, "n": n, "repeats": r}``;
-    the spreads are standard deviations over rounds.
+    Returns ``{"fid": mean, "fid_sd": spread, "floor": mean, "floor_sd": spread, "n": n, "repeats":
+    r}``; the spreads are standard deviations over rounds.
     """
     if repeats < 2:
         raise ValueError(f"repeats must be at least 2 to give a spread, got {repeats}.")
     if len(images) < n or len(reference) < 2 * n:
-        raise ValueError(f"fid_with_floor(n={n}) needs at least {n} images and {2 * n} reference images; got "
+        raise ValueError(f"fid_with_floor(n={n}) needs at least {n} images and {2 * n} reference "
+                         f"images; got "
                          f"{len(images)} and {len(reference)}. Pass more, or a smaller n.")
     f_img = classifier_features(images, dataset)
     f_ref = classifier_features(reference, dataset)

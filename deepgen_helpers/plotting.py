@@ -1,6 +1,7 @@
-"""Plot helpers. Each takes an optional ``ax``, draws on it, returns it, and changes no global matplotlib
-state. Image batches are checked by :func:`deepgen_helpers.data.as_image_batch`, the same check the metrics
-use, so a batch in the wrong layout or value range gets one clear message instead of a misleading picture.
+"""Plot helpers. Each takes an optional ``ax``, draws on it, returns it, and changes no global
+matplotlib state. Image batches are checked by :func:`deepgen_helpers.data.as_image_batch`, the same
+check the metrics use, so a batch in the wrong layout or value range gets one clear message instead
+of a misleading picture.
 """
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import torch
 
 from .data import _to_tensor, _whole, as_image_batch
 
-#: How far (as a fraction of [vmin, vmax]) pixels may stray before ``show_images`` calls the range wrong:
+# : How far (as a fraction of [vmin, vmax]) pixels may stray before ``show_images`` calls the range
+# wrong:
 #: slight overshoot is clipped as usual, 0-255 or [-1, 1] images shown on [0, 1] are refused.
 RANGE_SLACK = 0.5
 
@@ -25,14 +27,21 @@ def _new_ax(ax, figsize):
 
 
 def _finite_number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.number))
+        or not math.isfinite(value)
+    ):
         raise ValueError(f"{name} must be a finite number, got {value!r}.")
     return float(value)
 
 
-def make_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1, pad_value: float = 1.0) -> torch.Tensor:
-    """Tile ``images`` ``(N, C, H, W)`` (or ``(N, H, W)``, or ``(N, H*W)`` square, or a list of images) into
-    one ``(C, H', W')`` image, ``nrow`` images per row, separated by ``pad`` pixels of ``pad_value``."""
+def make_grid(
+    images: torch.Tensor, nrow: int = 8, pad: int = 1, pad_value: float = 1.0
+) -> torch.Tensor:
+    """Tile ``images`` ``(N, C, H, W)`` (or ``(N, H, W)``, or ``(N, H*W)`` square, or a list of
+    images) into one ``(C, H', W')`` image, ``nrow`` images per row, separated by ``pad`` pixels of
+    ``pad_value``."""
     nrow, pad = _whole(nrow, "nrow", 1), _whole(pad, "pad", 0)
     pad_value = _finite_number(pad_value, "pad_value")
     images = as_image_batch(images, value_range=(-math.inf, math.inf)).cpu()
@@ -47,12 +56,20 @@ def make_grid(images: torch.Tensor, nrow: int = 8, pad: int = 1, pad_value: floa
     return grid
 
 
-def show_images(images: torch.Tensor, nrow: int = 8, ax=None, title: Optional[str] = None,
-                cmap: str = "gray", vmin: float = 0.0, vmax: float = 1.0, figsize: Tuple[float, float] = None):
+def show_images(
+    images: torch.Tensor,
+    nrow: int = 8,
+    ax=None,
+    title: Optional[str] = None,
+    cmap: str = "gray",
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    figsize: Tuple[float, float] = None,
+):
     """Show a grid of images ``(N, C, H, W)`` with values in [vmin, vmax]; returns the axes.
 
-    Raises ``ValueError`` for images far outside [vmin, vmax] (0-255 pixels shown on [0, 1] would be a white
-    grid), NaN images and channels-last layouts; slight overshoot is clipped.
+    Raises ``ValueError`` for images far outside [vmin, vmax] (0-255 pixels shown on [0, 1] would be
+    a white grid), NaN images and channels-last layouts; slight overshoot is clipped.
     """
     vmin, vmax = _finite_number(vmin, "vmin"), _finite_number(vmax, "vmax")
     if vmin >= vmax:
@@ -78,15 +95,18 @@ def show_images(images: torch.Tensor, nrow: int = 8, ax=None, title: Optional[st
 
 def plot_losses(history: Mapping[str, Sequence[float]], ax=None, title: str = "training loss",
                 smooth: int = 1, logy: bool = False, xlabel: str = "step"):
-    """Plot one curve per key of ``history`` (name -> values), optionally smoothed by a moving average.
+    """Plot one curve per key of ``history`` (name -> values), optionally smoothed by a moving
+    average.
 
-    ``history`` is a dict such as ``{"loss": losses}`` (values may be numbers or one-element tensors) or a
+    ``history`` is a dict such as ``{"loss": losses}`` (values may be numbers or one-element
+    tensors) or a
     :class:`deepgen_helpers.training.LossHistory`.
     """
     if not isinstance(history, Mapping) and isinstance(getattr(history, "values", None), Mapping):
         history = history.values  # a LossHistory
     if not isinstance(history, Mapping):
-        raise TypeError(f"history must be a dict of name -> list of values, e.g. {{'loss': losses}}, "
+        raise TypeError(f"history must be a dict of name -> list of values, e.g. {{'loss': "
+                        f"losses}}, "
                         f"got {type(history).__name__}.")
     smooth = _whole(smooth, "smooth", 1)
     series = {name: _series(values, f"history[{name!r}]") for name, values in history.items()}
@@ -120,7 +140,8 @@ def _series(values: Any, name: str) -> np.ndarray:
     for i, v in enumerate(values):
         if isinstance(v, torch.Tensor):
             if v.numel() != 1:
-                raise ValueError(f"{name}[{i}] is a tensor of shape {tuple(v.shape)}; log one number "
+                raise ValueError(f"{name}[{i}] is a tensor of shape {tuple(v.shape)}; log one "
+                                 f"number "
                                  "per step (loss.item()).")
             v = v.detach().cpu().item()
         if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
@@ -129,8 +150,17 @@ def _series(values: Any, name: str) -> np.ndarray:
     return np.asarray(out, dtype=float)
 
 
-def scatter_2d(points: torch.Tensor, ax=None, title: Optional[str] = None, lim: float = 4.5,
-               c=None, s: float = 3, alpha: float = 0.5, label: Optional[str] = None, cmap: str = "tab10"):
+def scatter_2d(
+    points: torch.Tensor,
+    ax=None,
+    title: Optional[str] = None,
+    lim: float = 4.5,
+    c=None,
+    s: float = 3,
+    alpha: float = 0.5,
+    label: Optional[str] = None,
+    cmap: str = "tab10",
+):
     """Scatter plot of 2-D points ``(N, 2)`` on a square ``[-lim, lim]^2`` window.
 
     Raises ``ValueError`` for NaN or infinite points (matplotlib would silently leave them out).
@@ -140,7 +170,8 @@ def scatter_2d(points: torch.Tensor, ax=None, title: Optional[str] = None, lim: 
         raise ValueError(f"points must have shape (N, 2), got {tuple(pts.shape)}.")
     bad = int((~torch.isfinite(pts)).any(1).sum())
     if bad:
-        raise ValueError(f"{bad} of {len(pts)} points are NaN or infinite: whatever made them has diverged "
+        raise ValueError(f"{bad} of {len(pts)} points are NaN or infinite: whatever made them has "
+                         f"diverged "
                          "(try a lower learning rate).")
     lim = _finite_number(lim, "lim")
     if lim <= 0:
@@ -158,12 +189,19 @@ def scatter_2d(points: torch.Tensor, ax=None, title: Optional[str] = None, lim: 
     return ax
 
 
-def density_2d(log_prob: Callable[[torch.Tensor], torch.Tensor], ax=None, lim: float = 4.5, n: int = 150,
-               title: Optional[str] = None, cmap: str = "viridis"):
-    """Colour a ``[-lim, lim]^2`` window by ``exp(log_prob(points))``; ``log_prob`` maps ``(M, 2)`` to ``(M,)``.
+def density_2d(
+    log_prob: Callable[[torch.Tensor], torch.Tensor],
+    ax=None,
+    lim: float = 4.5,
+    n: int = 150,
+    title: Optional[str] = None,
+    cmap: str = "viridis",
+):
+    """Colour a ``[-lim, lim]^2`` window by ``exp(log_prob(points))``; ``log_prob`` maps ``(M, 2)``
+    to ``(M,)``.
 
-    The colours are relative (the largest density is the brightest), so very large or small log-densities
-    do not overflow.
+    The colours are relative (the largest density is the brightest), so very large or small
+    log-densities do not overflow.
     """
     if not callable(log_prob):
         raise TypeError(f"log_prob must be a function from points (M, 2) to log-densities (M,), "
@@ -178,11 +216,15 @@ def density_2d(log_prob: Callable[[torch.Tensor], torch.Tensor], ax=None, lim: f
         logp = log_prob(torch.stack([gx.flatten(), gy.flatten()], dim=1))
     logp = _to_tensor(logp, "log_prob(points)").cpu().double()
     if logp.numel() != n * n:
-        raise ValueError(f"log_prob must map points (M, 2) to one log-density each, shape (M,); for "
+        raise ValueError(f"log_prob must map points (M, 2) to one log-density each, shape (M,); "
+                         f"for "
                          f"M = {n * n} points it returned shape {tuple(logp.shape)}.")
     logp = logp.reshape(n, n)
-    if bool(torch.isnan(logp).any() | torch.isposinf(logp).any()) or not bool(torch.isfinite(logp).any()):
-        raise ValueError("log_prob returned NaN or +inf (or no finite value) on the plotting window; check the "
+    if bool(torch.isnan(logp).any() | torch.isposinf(logp).any()) or not bool(
+        torch.isfinite(logp).any()
+    ):
+        raise ValueError("log_prob returned NaN or +inf (or no finite value) on the plotting "
+                         "window; check the "
                          "model's log-density, for example for log(0) or a diverged training run.")
     dens = (logp - logp[torch.isfinite(logp)].max()).exp()  # relative density in [0, 1]
     ax = _new_ax(ax, (4, 4))

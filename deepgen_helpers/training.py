@@ -59,10 +59,11 @@ class LossHistory:
     0.7
     """
 
-    def __init__(self, live_every: int = 0, smooth: int = 1, title: str = "training loss", logy: bool = False):
+    def __init__(self, live_every: int = 0, smooth: int = 1, title: str = "training loss",
+                 logy: bool = False):
         self.values: Dict[str, List[float]] = defaultdict(list)
-        self.live_every = live_every
-        self.smooth = smooth
+        self.live_every = _at_least(live_every, "live_every (0 for no live plot)", 0)
+        self.smooth = _at_least(smooth, "smooth", 1)
         self.title = title
         self.logy = logy
         self._handle = None
@@ -70,11 +71,12 @@ class LossHistory:
         self._count = 0
 
     def log(self, **values: float) -> None:
-        """Append one value per name (tensors are converted with ``float``); refresh the live plot if due."""
-        for name, value in values.items():
-            if hasattr(value, "detach"):
-                value = value.detach()
-            self.values[name].append(float(value))
+        """Append one value per name (one-element tensors are converted with ``float``); refresh the
+        live plot if due. Raises ``TypeError``/``ValueError`` for a value that is not one number,
+        logging nothing."""
+        numbers = {name: _one_number(value, name) for name, value in values.items()}
+        for name, value in numbers.items():
+            self.values[name].append(value)
         self._count += 1
         if self.live_every and self._count % self.live_every == 0:
             self._draw()
@@ -83,6 +85,8 @@ class LossHistory:
         """Mean of series ``name`` (of its last ``last`` values if given)."""
         if name not in self.values:
             raise KeyError(f"No series {name!r}; logged series are {sorted(self.values)}.")
+        if last is not None:
+            last = _at_least(last, "last", 1)
         v = self.values[name][-last:] if last else self.values[name]
         return float(np.mean(v))
 
@@ -90,7 +94,8 @@ class LossHistory:
         return self._count
 
     def plot(self, ax=None, names: Optional[List[str]] = None, **kwargs):
-        """Plot the series (all, or ``names``) with :func:`deepgen_helpers.plotting.plot_losses`; returns the axes."""
+        """Plot the series (all, or ``names``) with :func:`deepgen_helpers.plotting.plot_losses`;
+        returns the axes."""
         from .plotting import plot_losses
 
         series = {k: v for k, v in self.values.items() if names is None or k in names}
@@ -126,22 +131,101 @@ class LossHistory:
             self._draw()
 
 
+def _at_least(value: object, name: str, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _one_number(value: object, name: str) -> float:
+    """``value`` (a number, NumPy scalar or one-element tensor) as a float; else a clear error."""
+    if hasattr(value, "detach"):
+        value = value.detach()
+    if hasattr(value, "numel") and value.numel() != 1:
+        raise ValueError(f"log({name}=...) needs one number, got a tensor of shape "
+                         f"{tuple(value.shape)}; "
+                         f"log {name}.item(), or {name}.mean().item() for a batch of values.")
+    if isinstance(value, (str, bytes, bool)) or value is None:
+        raise TypeError(f"log({name}=...) needs a number, got {value!r}.")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"log({name}=...) needs a number, got a {type(value).__name__}.") from None
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def retrain_requested() -> bool:
+    """Whether ``$DEEPGEN_RETRAIN`` asks to retrain: 1/true/yes/on or 0/false/no/off/unset (any
+    case).
+
+    Raises ``ValueError`` naming the variable for any other value, rather than guessing.
+    """
+    raw = os.environ.get(RETRAIN_ENV, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(f"{RETRAIN_ENV}={raw!r} is not understood; set it to 1 (retrain) or 0 (load "
+                     f"shipped "
+                     f"checkpoints), or unset it. Accepted: "
+                     f"{', '.join(v for v in _TRUE + _FALSE if v)}.")
+
+
 def load_or_train(name: str, model: nn.Module, train_fn: Callable[[nn.Module], Optional[dict]],
                   retrain: Optional[bool] = None) -> dict:
-    """Load shipped checkpoint ``name`` into ``model`` if there is one; otherwise call ``train_fn(model)``.
+    """Load shipped checkpoint ``name`` into ``model`` if there is one; otherwise call
+    ``train_fn(model)``.
 
-    Set ``retrain=True`` (or the environment variable ``DEEPGEN_RETRAIN=1``) to train even when a checkpoint
-    exists. Returns ``{"source": "checkpoint" | "trained", ...}`` with the checkpoint's metadata or what
-    ``train_fn`` returned.
+    Set ``retrain=True`` (or the environment variable ``DEEPGEN_RETRAIN=1``; see
+    :func:`retrain_requested`) to train even when a checkpoint exists. Returns
+    ``{"source": "checkpoint" | "trained", ...}`` with the checkpoint's metadata or what
+    ``train_fn`` returned (a dict, or None).
     """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be the shipped checkpoint's name (a string), got {name!r}.")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
+    if not callable(train_fn):
+        raise TypeError(f"train_fn must be a function that trains the model, got "
+                        f"{type(train_fn).__name__}; "
+                        "pass the function itself, without ().")
     if retrain is None:
-        retrain = os.environ.get(RETRAIN_ENV, "") not in ("", "0", "false", "False")
-    if not retrain and name in checkpoints.read_manifest():
-        payload = checkpoints.load_shipped(name, model)
-        entry = checkpoints.read_manifest()[name]
-        print(f"Loaded shipped checkpoint {name!r} ({entry['bytes'] / 1e6:.1f} MB, trained in "
-              f"{entry['wall_seconds']:.0f} s on {entry['device']}; quality {entry['quality']}).")
-        return {"source": "checkpoint", **payload["metadata"], "quality": entry["quality"]}
-    print(f"Training {type(model).__name__} from scratch" + (" (retrain requested)." if retrain else " (no shipped checkpoint)."))
-    info = train_fn(model) or {}
-    return {"source": "trained", **info}
+        retrain = retrain_requested()
+    elif not isinstance(retrain, (bool, np.bool_)):
+        raise TypeError(f"retrain must be True, False or None (read {RETRAIN_ENV}), got "
+                        f"{retrain!r}.")
+    entries = checkpoints.read_manifest()
+    if not retrain and name in entries:
+        try:
+            payload = checkpoints.load_shipped(name, model)
+        except checkpoints.CheckpointError as exc:
+            raise checkpoints.CheckpointError(f"{exc}\nTo train from scratch instead, pass "
+                                              f"retrain=True "
+                                              f"(or set {RETRAIN_ENV}=1).") from None
+        entry = entries[name]
+        size = (f"{entry['bytes'] / 1e6:.1f} MB, " if isinstance(entry.get("bytes"), (int, float))
+                else "")
+        wall = entry.get("wall_seconds")
+        took = f"trained in {wall:.0f} s on {entry.get('device', '?')}; " \
+            if isinstance(wall, (int, float)) else ""
+        print(f"Loaded shipped checkpoint {name!r} ({size}{took}quality {entry.get('quality')}).")
+        metadata = payload.get("metadata", {})
+        return {"source": "checkpoint", **metadata, "quality": entry.get("quality")}
+    if retrain:
+        why = " (retrain requested)."
+    else:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(entries), n=1)
+        why = (f" (no shipped checkpoint named {name!r}; did you mean {close[0]!r}?)." if close
+               else " (no shipped checkpoint).")
+    print(f"Training {type(model).__name__} from scratch{why}")
+    info = train_fn(model)
+    if info is not None and not isinstance(info, dict):
+        raise TypeError(f"train_fn should return a dict (e.g. {{'history': history}}) or None, got "
+                        f"{type(info).__name__}; the model itself is trained.")
+    return {"source": "trained", **(info or {})}

@@ -1,6 +1,7 @@
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -36,15 +37,19 @@ def test_half_precision_storage_halves_the_file_and_loads_as_float32(tmp_path):
     torch.manual_seed(0)
     model = Tiny(TinyConfig(hidden=4096))
     full = ck.save_checkpoint(tmp_path / "full.pt", model, TinyConfig(hidden=4096))
-    half = ck.save_checkpoint(tmp_path / "half.pt", model, TinyConfig(hidden=4096), {"epochs": 2}, half=True)
+    half = ck.save_checkpoint(
+        tmp_path / "half.pt", model, TinyConfig(hidden=4096), {"epochs": 2}, half=True
+    )
     payload = ck.load_checkpoint(half)
     assert payload["state_dict"]["fc.weight"].dtype == torch.float16
     assert payload["metadata"] == {"epochs": 2, "stored_dtype": "float16"}
     assert half.stat().st_size < 0.6 * full.stat().st_size
     other = Tiny(TinyConfig(hidden=4096))
     ck.load_into(other, half)
-    assert other.fc.weight.dtype == torch.float32                       # cast back to the model's dtype
-    assert torch.equal(other.fc.weight, model.fc.weight.half().float())  # exactly the rounded weights
+    assert other.fc.weight.dtype == torch.float32  # cast back to the model's dtype
+    assert torch.equal(
+        other.fc.weight, model.fc.weight.half().float()
+    )  # exactly the rounded weights
     assert not torch.equal(other.fc.weight, model.fc.weight)
 
 
@@ -101,7 +106,16 @@ def test_shipped_manifest_entries_are_complete_and_verified():
     assert "classifier_mnist" in entries and "classifier_fashion_mnist" in entries
     total = 0
     for name, entry in entries.items():
-        for key in ("file", "sha256", "bytes", "lesson", "command", "device", "wall_seconds", "quality"):
+        for key in (
+            "file",
+            "sha256",
+            "bytes",
+            "lesson",
+            "command",
+            "device",
+            "wall_seconds",
+            "quality",
+        ):
             assert key in entry, f"{name} lacks {key}"
         path = ck.shipped_path(name)  # verifies sha256
         assert path.stat().st_size == entry["bytes"]
@@ -112,3 +126,28 @@ def test_shipped_manifest_entries_are_complete_and_verified():
 def test_unknown_shipped_name():
     with pytest.raises(ck.CheckpointError, match="Available"):
         ck.shipped_path("no_such_model")
+
+
+def test_numpy_metadata_is_stored_plainly_and_loads_with_weights_only(tmp_path):
+    # the review's data-loss case: a NumPy scalar in metadata made a file weights_only=True could
+    # not load
+    path = ck.save_checkpoint(tmp_path / "m.pt", Tiny(), TinyConfig(), {"loss": np.float32(0.5)})
+    assert torch.load(path, weights_only=True)["metadata"] == {"loss": 0.5}
+
+
+def test_refused_save_leaves_the_good_checkpoint_untouched(tmp_path):
+    path = ck.save_checkpoint(tmp_path / "m.pt", Tiny())
+    before = path.read_bytes()
+    broken = Tiny()
+    with torch.no_grad():
+        broken.fc.weight.fill_(float("nan"))
+    with pytest.raises(ck.CheckpointError, match="NaN or infinite.*unchanged"):
+        ck.save_checkpoint(path, broken)
+    with pytest.raises(TypeError, match=r"metadata\['cb'\]"):
+        ck.save_checkpoint(path, Tiny(), metadata={"cb": lambda: 0})
+    assert path.read_bytes() == before
+
+
+def test_misspelt_shipped_name_suggests_the_closest():
+    with pytest.raises(ck.CheckpointError, match="Did you mean 'classifier_mnist'"):
+        ck.shipped_path("clasifier_mnist")

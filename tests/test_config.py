@@ -50,7 +50,9 @@ def test_setup_and_pick(monkeypatch, capsys):
     mps = config.RunConfig("default", torch.device("mps"), 0)
     assert cuda.pick(fast=1, default=2, cuda=3, mps=4) == 3 and cuda.budget == "cuda"
     assert cuda.pick(fast=1, default=2) == 2
-    assert mps.pick(fast=1, default=2, cuda=3) == 2 and mps.budget == "mps"   # MPS: the CPU budget by default
+    assert (
+        mps.pick(fast=1, default=2, cuda=3) == 2 and mps.budget == "mps"
+    )  # MPS: the CPU budget by default
     assert mps.pick(fast=1, default=2, cuda=3, mps=4) == 4
     assert default_run.budget == "cpu" and run.budget == "fast"
 
@@ -68,3 +70,16 @@ def test_budget_override(monkeypatch):
     monkeypatch.setenv(config.BUDGET_ENV, "gpu")
     with pytest.raises(ValueError, match="DEEPGEN_BUDGET='gpu' is not a budget"):
         cpu.budget
+
+
+@pytest.mark.parametrize("seed", [2**64, 2**70, -1, True, 1.5, "0"])
+def test_seed_everything_refuses_what_torch_cannot_take(seed):
+    with pytest.raises(ValueError, match="whole number from 0 to 2\\*\\*64 - 1"):
+        config.seed_everything(seed)
+
+
+def test_seed_everything_takes_the_whole_range():
+    import numpy as np
+
+    for seed in (0, np.int64(7), 2**64 - 1):
+        assert isinstance(config.seed_everything(seed), torch.Generator)

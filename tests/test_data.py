@@ -123,3 +123,28 @@ def test_gaussian_mixture_has_eight_modes_on_a_circle():
     angles = torch.atan2(x[:, 1], x[:, 0])
     k = torch.round(angles / (2 * np.pi / 8)) % 8
     assert len(torch.unique(k)) == 8
+
+
+@pytest.mark.parametrize("split,size", [("test", 10000), ("train", 60000)])
+def test_asking_for_more_images_than_the_split_has_is_refused(split, size):
+    with pytest.raises(ValueError, match=f"only {size:,} images"):
+        data.load_images("mnist", split, n=size + 1)
+
+
+def test_device_that_is_not_here_names_the_argument():
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="device='cuda'.*CUDA is not available"):
+            data.load_mnist("test", n=4, device="cuda")
+    x, _ = data.load_mnist("test", n=4, device=torch.device("cpu"))
+    assert x.device.type == "cpu"
+
+
+@pytest.mark.parametrize("bad,pattern", [
+    (torch.rand(2, 28, 28, 1), "channels last"),
+    (torch.rand(2, 1, 28, 28) * 255, "divide by 255"),
+    (torch.full((2, 1, 4, 4), float("inf")), "NaN or infinite"),
+    ([], "empty list"),
+])
+def test_as_image_batch_refuses_wrong_batches(bad, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        data.as_image_batch(bad)

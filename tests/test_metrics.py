@@ -17,7 +17,9 @@ def test_units():
 
 def test_frechet_distance_closed_form():
     # 1-D Gaussians: d^2 = (m1 - m2)^2 + (s1 - s2)^2
-    d = metrics.frechet_distance(torch.tensor([1.0]), torch.tensor([[4.0]]), torch.tensor([-1.0]), torch.tensor([[1.0]]))
+    d = metrics.frechet_distance(
+        torch.tensor([1.0]), torch.tensor([[4.0]]), torch.tensor([-1.0]), torch.tensor([[1.0]])
+    )
     assert d == pytest.approx(4.0 + 1.0)
     # diagonal covariances: sum over dimensions
     c1, c2 = torch.diag(torch.tensor([1.0, 9.0])), torch.diag(torch.tensor([4.0, 1.0]))
@@ -30,7 +32,9 @@ def test_fid_from_features_properties():
     a = torch.randn(2000, 16, generator=g)
     b = torch.randn(2000, 16, generator=g) * 1.5 + 0.5
     assert metrics.fid_from_features(a, a) == pytest.approx(0.0, abs=1e-6)
-    assert metrics.fid_from_features(a, b) == pytest.approx(metrics.fid_from_features(b, a), rel=1e-6)
+    assert metrics.fid_from_features(a, b) == pytest.approx(
+        metrics.fid_from_features(b, a), rel=1e-6
+    )
     assert metrics.fid_from_features(a, b) > 1.0
 
 
@@ -82,7 +86,9 @@ def test_mean_se_matches_the_formula_and_refuses_too_few():
 
 def test_random_subset_is_random_distinct_and_reproducible():
     a = metrics.random_subset(10_000, 1000, seed=3)
-    assert len(set(a.tolist())) == 1000 and torch.equal(a, metrics.random_subset(10_000, 1000, seed=3))
+    assert len(set(a.tolist())) == 1000 and torch.equal(
+        a, metrics.random_subset(10_000, 1000, seed=3)
+    )
     assert not torch.equal(a.sort().values, torch.arange(1000))      # not a file-order slice
     with pytest.raises(ValueError, match="cannot draw"):
         metrics.random_subset(10, 11, seed=0)
@@ -97,3 +103,21 @@ def test_fid_with_floor_real_data_sits_at_its_floor():
     assert abs(r["fid"] - r["floor"]) < 3 * max(r["fid_sd"], r["floor_sd"], 0.5)
     noise = torch.rand(500, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     assert metrics.fid_with_floor(noise, x, n=500, repeats=2)["fid"] > 10 * r["floor"]
+
+
+def test_class_entropy_refuses_a_probability_matrix():
+    # the review's silent-wrong case: probabilities flattened into "labels" gave entropy 0.0
+    probs = torch.softmax(torch.randn(50, 10, generator=torch.Generator().manual_seed(0)), 1)
+    with pytest.raises(ValueError, match=r"argmax\(1\)"):
+        metrics.class_entropy(probs)
+    assert metrics.class_entropy(probs.argmax(1)) > 0
+
+
+@pytest.mark.parametrize("bad,pattern", [
+    (torch.full((5, 1, 28, 28), float("nan")), "NaN"),
+    (torch.rand(1, 1, 28, 28), "at least 2"),
+    (torch.rand(5, 28, 28, 1), "channels last"),
+])
+def test_fid_refuses_sets_it_cannot_measure(bad, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        metrics.fid(bad, torch.rand(5, 1, 28, 28))

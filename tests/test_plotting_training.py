@@ -63,13 +63,22 @@ def test_load_or_train(tmp_path, monkeypatch):
     assert info == {"source": "trained", "steps": 5} and calls == [1]
     trained = Net()
     path = checkpoints.save_checkpoint(checkpoints.checkpoint_dir() / "net.pt", trained)
-    checkpoints.register_checkpoint("net", path, lesson="test", command="none", device="cpu", wall_seconds=1,
-                                    quality={"loss": 0.1})
+    checkpoints.register_checkpoint(
+        "net",
+        path,
+        lesson="test",
+        command="none",
+        device="cpu",
+        wall_seconds=1,
+        quality={"loss": 0.1},
+    )
     fresh = Net()
     info = training.load_or_train("net", fresh, train)
     assert info["source"] == "checkpoint" and calls == [1]
     assert torch.equal(fresh.fc.weight, trained.fc.weight)
-    assert training.load_or_train("net", Net(), train, retrain=True)["source"] == "trained" and calls == [1, 1]
+    assert training.load_or_train("net", Net(), train, retrain=True)[
+        "source"
+    ] == "trained" and calls == [1, 1]
 
 
 def test_headless_progress_prints_one_line_per_bar(monkeypatch, capsys):
@@ -92,3 +101,28 @@ def test_headless_progress_prints_one_line_per_bar(monkeypatch, capsys):
     stopped.update(3)
     stopped.close()
     assert capsys.readouterr().out.startswith("early: 3/10 steps")
+
+
+def test_show_images_refuses_0_255_pixels_instead_of_a_white_grid():
+    with pytest.raises(ValueError, match="divide by 255"):
+        plotting.show_images(torch.rand(4, 1, 8, 8) * 255)
+    fig, ax = plt.subplots()
+    assert plotting.show_images(torch.rand(4, 1, 8, 8) * 255, vmax=255, ax=ax) is ax
+    plt.close(fig)
+
+
+@pytest.mark.parametrize(
+    "value,retrain", [("no", False), ("OFF", False), ("yes", True), ("1", True)]
+)
+def test_retrain_env_means_what_it_says(tmp_path, monkeypatch, value, retrain):
+    monkeypatch.setenv("DEEPGEN_DATA", str(tmp_path))
+    path = checkpoints.save_checkpoint(checkpoints.checkpoint_dir() / "net.pt", Net())
+    checkpoints.register_checkpoint(
+        "net", path, lesson="t", command="c", device="cpu", wall_seconds=1, quality={}
+    )
+    monkeypatch.setenv(training.RETRAIN_ENV, value)
+    source = training.load_or_train("net", Net(), lambda m: None)["source"]
+    assert source == ("trained" if retrain else "checkpoint")
+    monkeypatch.setenv(training.RETRAIN_ENV, "maybe")
+    with pytest.raises(ValueError, match="DEEPGEN_RETRAIN='maybe'"):
+        training.load_or_train("net", Net(), lambda m: None)

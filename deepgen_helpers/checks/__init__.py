@@ -1,22 +1,35 @@
 """A tiny framework for exercise checkers.
 
-A checker runs a learner's function on hidden cases, compares with the reference answer, and prints a friendly
-pass or fail with a hint. It returns ``True`` or ``False`` and never raises because of the learner's code, so a
-notebook keeps running::
+A checker runs a learner's function on hidden cases, compares with the reference answer, and prints
+a friendly pass or fail with a hint. It returns a true or false :class:`CheckResult` and never
+raises because
+of the learner's code, so a notebook keeps running::
 
     from deepgen_helpers.checks.lesson01 import check_bits_per_dim
     check_bits_per_dim(my_bits_per_dim)   # prints "✅ ..." or "❌ ... Hint: ..."
 
-Each lesson's checkers live in ``checks/lessonNN.py``; this module holds the framework they share.
+The learner's function always gets copies of the inputs, so it cannot corrupt a case; if it changes
+its inputs in place, that is reported as a failure (the same function would silently corrupt the
+learner's own tensors). Each checker has a time limit (``TIME_LIMIT_S``): an endless loop is
+reported instead of hanging the notebook. Each lesson's checkers live in ``checks/lessonNN.py``;
+this module holds the framework.
 """
 from __future__ import annotations
 
+import copy
+import inspect
 import math
+import os
+import threading
+import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
+
+#: Seconds a checker lets the learner's function run (all its cases together) before reporting it.
+TIME_LIMIT_S = 30.0
 
 
 @dataclass
@@ -31,27 +44,139 @@ class Case:
 
 def _close(got: Any, expected: Any, atol: float, rtol: float) -> bool:
     if isinstance(expected, torch.Tensor):
-        if not isinstance(got, torch.Tensor):
+        if not isinstance(got, torch.Tensor) or got.is_complex() != expected.is_complex():
             return False
-        return got.shape == expected.shape and torch.allclose(got.double(), expected.double(), atol=atol, rtol=rtol)
+        return got.shape == expected.shape and torch.allclose(
+            got.detach().cpu().double(), expected.double(), atol=atol, rtol=rtol
+        )
     if isinstance(expected, (int, float)):
         try:
             return math.isclose(float(got), float(expected), abs_tol=atol, rel_tol=rtol)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):
             return False
     return got == expected
 
 
 def _short(value: Any) -> str:
+    try:
+        if isinstance(value, torch.Tensor):
+            flat = value.detach().cpu().flatten()[:4].tolist()
+            shown = [round(v, 4) if isinstance(v, float) else v for v in flat]
+            return f"tensor of shape {tuple(value.shape)} and dtype {value.dtype} starting {shown}"
+        return repr(value)[:120]
+    except Exception:  # a learner's object with a broken repr
+        return f"a {type(value).__name__}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Running the learner's code safely: copies of the inputs, a time limit, and where an error happened
+# --------------------------------------------------------------------------------------------------
+def _copy(value: Any) -> Any:
+    """A copy of a case input that the learner's function may modify without harm."""
     if isinstance(value, torch.Tensor):
-        flat = value.detach().flatten()[:4].tolist()
-        return f"tensor of shape {tuple(value.shape)} starting {[round(v, 4) for v in flat]}"
-    return repr(value)[:120]
+        return value.detach().clone()
+    if isinstance(value, torch.Generator):
+        twin = torch.Generator(device=value.device)
+        twin.set_state(value.get_state())
+        return twin
+    if isinstance(value, (list, tuple)):
+        items = [_copy(v) for v in value]
+        return (
+            items
+            if isinstance(value, list)
+            else type(value)(items) if not hasattr(value, "_fields") else type(value)(*items)
+        )
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    try:
+        return copy.deepcopy(value)
+    except Exception:
+        return value
+
+
+def _changed_inputs(names: Sequence[str], given: Sequence[Any], pristine: Sequence[Any]) -> list:
+    """Names of the tensor inputs (also inside lists and dicts) that differ from their pristine
+    copies."""
+    changed = []
+
+    def walk(name: str, a: Any, b: Any) -> None:
+        if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+            if a.shape != b.shape or not torch.equal(torch.nan_to_num(a), torch.nan_to_num(b)) \
+                    or not torch.equal(a.isnan(), b.isnan()):
+                changed.append(name)
+        elif isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            if len(a) != len(b):
+                changed.append(name)
+            else:
+                for i, (x, y) in enumerate(zip(a, b)):
+                    walk(f"{name}[{i}]", x, y)
+        elif isinstance(a, dict) and isinstance(b, dict):
+            for k in b:
+                walk(f"{name}[{k!r}]", a.get(k), b[k])
+
+    for name, a, b in zip(names, given, pristine):
+        walk(name, a, b)
+    return changed
+
+
+def _arg_names(fn: Callable, n_args: int) -> list:
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"argument {i + 1}" for i in range(n_args)]
+
+
+class _TimedOut(Exception):
+    pass
+
+
+def call_with_time_limit(fn: Callable, args: tuple = (), kwargs: Optional[dict] = None,
+                         seconds: float = TIME_LIMIT_S) -> Any:
+    """Call ``fn(*args, **kwargs)`` in a worker thread and wait at most ``seconds`` for it.
+
+    Returns its result or re-raises its exception; raises ``TimeoutError`` if it is still running (a
+    Python thread cannot be stopped, so it keeps running in the background). Waits in short steps,
+    so an interrupt (the notebook's stop button) still works on every platform.
+    """
+    box: Dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["result"] = fn(*args, **(kwargs or {}))
+        except BaseException as exc:  # handed to the caller's thread
+            box["error"] = exc
+
+    worker = threading.Thread(target=target, name="deepgen-check", daemon=True)
+    deadline = time.monotonic() + max(0.0, seconds)
+    worker.start()
+    while worker.is_alive() and time.monotonic() < deadline:
+        worker.join(min(0.1, max(0.0, deadline - time.monotonic())))
+    if worker.is_alive():
+        raise TimeoutError(f"still running after {seconds:g} s")
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
+
+
+def _where(exc: BaseException) -> str:
+    """ " (line N)" of the learner's code where ``exc`` happened, skipping library and checker
+    frames."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        path = os.path.abspath(frame.filename)
+        if path.startswith(here) or "site-packages" in path or "dist-packages" in path \
+                or os.sep + "lib" + os.sep + "python" in path:
+            continue
+        return f" (line {frame.lineno} of your code)"
+    return ""
 
 
 class CheckResult:
-    """Pass/fail of a checker: true or false in ``assert`` and ``if``, and shows nothing in a notebook
-    (the checker has already printed its verdict)."""
+    """Pass/fail of a checker: true or false in ``assert`` and ``if``, and shows nothing in a
+    notebook (the checker has already printed its verdict)."""
 
     def __init__(self, passed: bool):
         self.passed = bool(passed)
@@ -66,31 +191,64 @@ class CheckResult:
         pass
 
 
-def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "",
-               atol: float = 1e-5, rtol: float = 1e-4, compare: Optional[Callable[[Any, Any], bool]] = None) -> CheckResult:
-    """Run ``fn`` on every case; print one line of verdict (and the first failure with a hint); return pass/fail."""
+def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "", atol: float = 1e-5,
+               rtol: float = 1e-4, compare: Optional[Callable[[Any, Any], bool]] = None,
+               time_limit: float = TIME_LIMIT_S) -> CheckResult:
+    """Run ``fn`` on every case; print one line of verdict (and the first failure with a hint);
+    return pass/fail.
+
+    ``fn`` gets copies of each case's inputs; changing them in place counts as a failure. All cases
+    together may take ``time_limit`` seconds. Nothing the learner's function does makes this raise.
+    """
     if not callable(fn):
-        print(f"❌ {title}: expected a function, got {type(fn).__name__}. Pass the function itself, without ().")
+        print(f"❌ {title}: expected a function, got {type(fn).__name__}. Pass the function itself, "
+              f"without ().")
         return CheckResult(False)
     compare = compare or (lambda got, exp: _close(got, exp, atol, rtol))
+    deadline = time.monotonic() + time_limit
+
+    def fail(message: str) -> CheckResult:
+        print(f"❌ {title}: {message}")
+        if hint:
+            print(f"   Hint: {hint}")
+        return CheckResult(False)
+
     for i, case in enumerate(cases, 1):
         label = case.description or f"case {i}"
+        names = _arg_names(fn, len(case.args)) + list(case.kwargs)
+        args, kwargs = _copy(list(case.args)), _copy(dict(case.kwargs))
+        given = list(args) + list(kwargs.values())
+        pristine = _copy(given)
         try:
-            got = fn(*case.args, **case.kwargs)
+            got = call_with_time_limit(fn, tuple(args), kwargs, seconds=deadline - time.monotonic())
         except NotImplementedError:
             print(f"❌ {title}: not implemented yet (the function raises NotImplementedError).")
             return CheckResult(False)
+        except TimeoutError:
+            print(f"❌ {title}: {label} took longer than {time_limit:g} s, so the check stopped "
+                  f"waiting. "
+                  "Look for a loop that never ends; it may still be running in the background, so "
+                  "restart "
+                  "the kernel if the CPU stays busy.")
+            return CheckResult(False)
         except Exception as exc:  # the learner's code may raise anything; report it kindly
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            print(f"❌ {title}: {label} raised {type(exc).__name__}: {exc} (line {where.lineno}).")
-            if hint:
-                print(f"   Hint: {hint}")
-            return CheckResult(False)
-        if not compare(got, case.expected):
-            print(f"❌ {title}: {label} failed.\n   expected {_short(case.expected)}\n   got      {_short(got)}")
-            if hint:
-                print(f"   Hint: {hint}")
-            return CheckResult(False)
+            return fail(f"{label} raised {type(exc).__name__}: {exc}{_where(exc)}.")
+        changed = _changed_inputs(names, given, pristine)
+        if changed:
+            return fail(f"{label}: your function changed its input {', '.join(changed)} in place, "
+                        f"which "
+                        "would silently corrupt your own tensors. Compute a new tensor instead (x "
+                        "= x * 2, "
+                        "not x *= 2; torch.where(...), not x[mask] = 0).")
+        try:
+            ok = bool(compare(got, case.expected))
+        except (
+            Exception
+        ):  # a result of an unexpected type can break a comparison; it is still wrong
+            ok = False
+        if not ok:
+            return fail(f"{label} failed.\n   expected {_short(case.expected)}\n   got      "
+                        f"{_short(got)}")
     print(f"✅ {title}: all {len(cases)} hidden cases pass.")
     return CheckResult(True)
 
