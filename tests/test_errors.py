@@ -686,3 +686,10 @@ def test_bench_validates_its_arguments(argv, capsys):
     with pytest.raises(SystemExit) as info:
         bench.main(argv)
     assert info.value.code == 2
+
+
+def test_checker_copies_keep_requires_grad():
+    seen = []
+    z = torch.zeros(3, requires_grad=True)
+    run_checks("t", lambda v: seen.append(v.requires_grad and v.is_leaf) or 1, [Case((z,), 1)])
+    assert seen == [True]

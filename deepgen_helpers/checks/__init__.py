@@ -74,7 +74,8 @@ def _short(value: Any) -> str:
 def _copy(value: Any) -> Any:
     """A copy of a case input that the learner's function may modify without harm."""
     if isinstance(value, torch.Tensor):
-        return value.detach().clone()
+        twin = value.detach().clone()
+        return twin.requires_grad_() if value.requires_grad else twin  # a leaf, as in the case
     if isinstance(value, torch.Generator):
         twin = torch.Generator(device=value.device)
         twin.set_state(value.get_state())
