@@ -121,3 +121,43 @@ def test_class_entropy_refuses_a_probability_matrix():
 def test_fid_refuses_sets_it_cannot_measure(bad, pattern):
     with pytest.raises(ValueError, match=pattern):
         metrics.fid(bad, torch.rand(5, 1, 28, 28))
+
+
+def _ring(k=8, radius=3.0):
+    angle = 2 * math.pi * torch.arange(k) / k
+    return radius * torch.stack([angle.cos(), angle.sin()], 1)
+
+
+def test_mode_coverage_known_answers():
+    centres = _ring()
+    exact = metrics.mode_coverage(centres.repeat(5, 1), centres, sigma=0.3)
+    assert exact["modes_covered"] == 8 and exact["high_quality"] == 1.0
+    assert exact["counts"].tolist() == [5] * 8
+    # a collapsed generator: everything on one mode, plus far-away junk
+    one = torch.cat([centres[:1] + 0.1, torch.full((3, 2), 10.0)])
+    r = metrics.mode_coverage(one, centres, sigma=0.3)
+    assert r["modes_covered"] == 1 and r["high_quality"] == 0.25 and r["n_modes"] == 8
+    # min_count ignores a few strays: 1 point on mode 1, 10 on mode 0
+    strays = torch.cat([centres[:1].repeat(10, 1), centres[1:2]])
+    assert metrics.mode_coverage(strays, centres, 0.3, min_count=2)["modes_covered"] == 1
+    assert metrics.mode_coverage(strays, centres, 0.3, min_count=1)["modes_covered"] == 2
+
+
+def test_mode_coverage_of_the_true_mixture_matches_the_chi_distribution():
+    """In 2-D, P(|x - c| <= 3 sigma) = 1 - exp(-9/2) = 0.9889 for a Gaussian mode."""
+    from deepgen_helpers.data import make_toy_2d
+    x = make_toy_2d("gaussian_mixture", 20_000, seed=0)       # ring of 8, radius 3, sigma 0.3
+    r = metrics.mode_coverage(x, _ring(), sigma=0.3)
+    se = math.sqrt(0.9889 * 0.0111 / 20_000)
+    assert r["modes_covered"] == 8 and abs(r["high_quality"] - (1 - math.exp(-4.5))) < 4 * se
+    assert r["counts"].sum() == round(r["high_quality"] * 20_000)
+
+
+@pytest.mark.parametrize("samples, centres, sigma, pattern", [
+    (torch.zeros(5, 3), torch.zeros(8, 2), 0.3, "same D"),
+    (torch.full((5, 2), float("nan")), torch.zeros(8, 2), 0.3, "diverged"),
+    (torch.zeros(5, 2), torch.zeros(8, 2), 0.0, "sigma"),
+])
+def test_mode_coverage_refuses_what_it_cannot_measure(samples, centres, sigma, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        metrics.mode_coverage(samples, centres, sigma)
