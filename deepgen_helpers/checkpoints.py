@@ -36,6 +36,17 @@ PathLike = Union[str, Path]
 _MANIFEST_KEYS = ("file", "sha256")
 
 
+def _torch_load(source) -> Any:
+    """``torch.load(source, map_location="cpu", weights_only=True)``, without the "TypedStorage is
+    deprecated" warning that torch 2.1-2.3 print on every safe load (an internal matter of torch's loader,
+    nothing a learner can act on)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*TypedStorage is deprecated.*")
+        return torch.load(source, map_location="cpu", weights_only=True)
+
+
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, corrupted, or was made for another model. The message says what to
     do."""
@@ -245,7 +256,7 @@ def save_checkpoint(
     torch.save(payload, buffer)
     data = buffer.getvalue()
     try:  # the guarantee: what is written loads back with weights_only=True
-        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        _torch_load(io.BytesIO(data))
     except Exception as exc:
         raise CheckpointError(f"Refusing to save {path.name}: it would not load safely "
                               f"({type(exc).__name__})."
@@ -285,7 +296,7 @@ def load_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> di
                                   f"it with "
                                   "`git checkout`, or retrain.")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = _torch_load(path)
     except Exception as exc:  # torch raises several types for truncated or foreign files
         first = (str(exc).strip().splitlines() or [""])[0][:120]
         raise CheckpointError(f"Checkpoint {path} could not be read ({type(exc).__name__}: "

@@ -151,3 +151,12 @@ def test_refused_save_leaves_the_good_checkpoint_untouched(tmp_path):
 def test_misspelt_shipped_name_suggests_the_closest():
     with pytest.raises(ck.CheckpointError, match="Did you mean 'classifier_mnist'"):
         ck.shipped_path("clasifier_mnist")
+
+
+def test_loading_a_shipped_checkpoint_prints_no_warning():
+    """torch 2.1-2.3 warn "TypedStorage is deprecated" on every safe load; learners must not see it."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        checkpoints.load_checkpoint(checkpoints.shipped_path("classifier_mnist"))

@@ -195,15 +195,14 @@ class CheckResult:
 def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "", atol: float = 1e-5,
                rtol: float = 1e-4, compare: Optional[Callable[[Any, Any], bool]] = None,
                time_limit: float = TIME_LIMIT_S) -> CheckResult:
-    """Run ``fn`` on every case; print one line of verdict (and the first failure with a hint);
-    return pass/fail.
+    """Run ``fn`` on every case; print one line of verdict (and the first failure with a hint).
 
     ``fn`` gets copies of each case's inputs; changing them in place counts as a failure. All cases
     together may take ``time_limit`` seconds. Nothing the learner's function does makes this raise.
     """
     if not callable(fn):
-        print(f"❌ {title}: expected a function, got {type(fn).__name__}. Pass the function itself, "
-              f"without ().")
+        print(f"❌ {title}: expected a function, got {type(fn).__name__}. "
+              "Pass the function itself, without ().")
         return CheckResult(False)
     compare = compare or (lambda got, exp: _close(got, exp, atol, rtol))
     deadline = time.monotonic() + time_limit
@@ -226,26 +225,20 @@ def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "", 
             print(f"❌ {title}: not implemented yet (the function raises NotImplementedError).")
             return CheckResult(False)
         except TimeoutError:
-            print(f"❌ {title}: {label} took longer than {time_limit:g} s, so the check stopped "
-                  f"waiting. "
+            print(f"❌ {title}: {label} took longer than {time_limit:g} s, so the check stopped waiting. "
                   "Look for a loop that never ends; it may still be running in the background, so "
-                  "restart "
-                  "the kernel if the CPU stays busy.")
+                  "restart the kernel if the CPU stays busy.")
             return CheckResult(False)
         except Exception as exc:  # the learner's code may raise anything; report it kindly
             return fail(f"{label} raised {type(exc).__name__}: {exc}{_where(exc)}.")
         changed = _changed_inputs(names, given, pristine)
         if changed:
             return fail(f"{label}: your function changed its input {', '.join(changed)} in place, "
-                        f"which "
-                        "would silently corrupt your own tensors. Compute a new tensor instead (x "
-                        "= x * 2, "
-                        "not x *= 2; torch.where(...), not x[mask] = 0).")
+                        "which would silently corrupt your own tensors. Compute a new tensor instead "
+                        "(x = x * 2, not x *= 2; torch.where(...), not x[mask] = 0).")
         try:
             ok = bool(compare(got, case.expected))
-        except (
-            Exception
-        ):  # a result of an unexpected type can break a comparison; it is still wrong
+        except Exception:  # a result of an unexpected type can break a comparison; it is still wrong
             ok = False
         if not ok:
             return fail(f"{label} failed.\n   expected {_short(case.expected)}\n   got      "

@@ -15,12 +15,12 @@ def check_count_per_class(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckRe
         Case(
             (torch.tensor([0, 1, 1, 9]),),
             torch.tensor([1, 2, 0, 0, 0, 0, 0, 0, 0, 1]),
-            "four " "labels",
+            "four labels",
         ),
         Case(
             (torch.tensor([3, 3, 3]),),
             torch.tensor([0, 0, 0, 3, 0, 0, 0, 0, 0, 0]),
-            "a " "class-3-only batch (classes 4-9 absent)",
+            "a class-3-only batch (classes 4-9 absent)",
         ),
         Case(
             (torch.randint(0, 10, (500,), generator=_g(1)),),
@@ -28,20 +28,19 @@ def check_count_per_class(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckRe
             "500 random labels",
         ),
     ]
-    return run_checks("count_per_class", fn, cases, hint="torch.bincount(labels, minlength=10) "
-                                                         "counts every class, even absent ones.")
+    return run_checks("count_per_class", fn, cases,
+                      hint="torch.bincount(labels, minlength=10) counts every class, even absent ones.")
 
 
 def check_to_symmetric(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
     """``fn(x in [0, 1]) -> x in [-1, 1]``, the linear map 0 -> -1, 1 -> 1."""
     x = torch.rand(2, 1, 4, 4, generator=_g(2))
     cases = [
-        Case((torch.tensor([0.0, 0.5, 1.0]),), torch.tensor([-1.0, 0.0, 1.0]), "the end points and "
-                                                                               "the middle"),
+        Case((torch.tensor([0.0, 0.5, 1.0]),), torch.tensor([-1.0, 0.0, 1.0]),
+             "the end points and the middle"),
         Case((x,), 2 * x - 1, "a batch of images (shape must be kept)"),
     ]
-    return run_checks("to_symmetric", fn, cases, hint="A line through (0, -1) and (1, 1): y = 2x - "
-                                                      "1.")
+    return run_checks("to_symmetric", fn, cases, hint="A line through (0, -1) and (1, 1): y = 2x - 1.")
 
 
 def check_seeded_noise(fn: Callable[[int], torch.Tensor]) -> CheckResult:
