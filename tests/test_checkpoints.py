@@ -159,4 +159,4 @@ def test_loading_a_shipped_checkpoint_prints_no_warning():
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        checkpoints.load_checkpoint(checkpoints.shipped_path("classifier_mnist"))
+        ck.load_checkpoint(ck.shipped_path("classifier_mnist"))
