@@ -88,16 +88,6 @@ def test_train_vae_takes_a_config_and_learns():
         lesson.train_vae(model, x, epochs=1)          # the old eleven-argument signature is gone
 
 
-def test_classifier_confidence_separates_digits_from_blends(test_set):
-    x, y = test_set
-    idx = metrics.random_subset(10000, 400, seed=0)
-    a, b = idx[:200], idx[200:]
-    differ = y[a] != y[b]
-    blends = (x[a][differ] + x[b][differ]) / 2               # two digits of different classes on top of each other
-    real, junk = lesson.classifier_confidence(x[a]), lesson.classifier_confidence(blends)
-    assert real.shape == (200,) and real.mean() > 0.9 and junk.mean() < real.mean() - 0.1
-
-
 def test_conditional_vae_rejects_missing_classes():
     with pytest.raises(ValueError, match="n_classes"):
         lesson.ConditionalVAE(lesson.VAEConfig())

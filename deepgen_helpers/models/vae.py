@@ -200,22 +200,6 @@ def train_vae(model: nn.Module, x_train: torch.Tensor, cfg: TrainConfig,
     return history
 
 
-# --- notebooks/03_variational_autoencoders.ipynb, cell c03-104 ---
-# new in this lesson: lesson 02's holes measurement as a function (the classifier's confidence)
-from deepgen_helpers.classifier import load_classifier
-
-
-@torch.no_grad()
-def classifier_confidence(images: torch.Tensor, batch: int = 1000) -> torch.Tensor:
-    """The course classifier's largest softmax probability per image (N, 1, 28, 28) in [0, 1]: (N,).
-
-    Lesson 02's holes measurement counts decodings with a confidence below 0.9: no clear digit.
-    """
-    classifier = load_classifier("mnist")
-    return torch.cat([F.softmax(classifier(images[i:i + batch].cpu()), dim=1).max(1).values
-                      for i in range(0, len(images), batch)])
-
-
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-056 ---
 class ConditionalVAE(VAE):
     """Conditional VAE (Sohn, Lee & Yan 2015): both networks see the label c.
