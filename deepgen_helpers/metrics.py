@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Tuple
 
+import numpy as np
 import torch
 
 from .classifier import load_classifier
@@ -217,7 +218,11 @@ def mean_se(values) -> Tuple[float, float]:
     {se:.1f}"``. A difference between two models evaluated on the *same* examples has a smaller
     standard error than either: pass the per-example differences (``mean_se(nll_a - nll_b)``).
     """
-    v = torch.as_tensor(values).detach().double().flatten().cpu()
+    try:
+        v = torch.as_tensor(values).detach().double().flatten().cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"mean_se needs numbers (a tensor, array or list of per-example values), got "
+                        f"{type(values).__name__} that cannot be read as numbers.") from None
     if v.numel() < 2:
         raise ValueError(f"mean_se needs at least 2 values to estimate a standard error, got "
                          f"{v.numel()}.")
@@ -233,6 +238,9 @@ def random_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
     Reference and evaluation sets are random subsets, never file-order slices: MNIST's test file
     changes writers part-way, so ``x_test[:1000]`` is not a fair sample of it.
     """
+    for name, value in (("n_total", n_total), ("n", n), ("seed", seed)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"random_subset: {name} must be a whole number, got {value!r}.")
     if not 0 < n <= n_total:
         raise ValueError(f"cannot draw {n} items from a set of {n_total}; choose n between 1 and "
                          f"{n_total}.")

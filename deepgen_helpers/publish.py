@@ -102,6 +102,9 @@ def exported_module(nb_path: Path) -> str:
     """The text of the module that ``sync`` writes from the ``export`` cells of the notebook ``nb_path``."""
     import nbformat
 
+    if nb_path.stem not in EXPORTS:
+        raise ValueError(f"{nb_path.name} is not in publish.EXPORTS; add an entry "
+                         f'"{nb_path.stem}": ("<module>", "<what it holds>") to export its cells.')
     module, about = EXPORTS[nb_path.stem]
     nb = nbformat.read(str(nb_path), as_version=4)
     cells = [c for c in nb.cells if c.cell_type == "code" and EXPORT_TAG in c.metadata.get("tags", [])]

@@ -161,3 +161,13 @@ def test_mode_coverage_of_the_true_mixture_matches_the_chi_distribution():
 def test_mode_coverage_refuses_what_it_cannot_measure(samples, centres, sigma, pattern):
     with pytest.raises(ValueError, match=pattern):
         metrics.mode_coverage(samples, centres, sigma)
+
+
+@pytest.mark.parametrize("call, error", [
+    (lambda: metrics.mean_se(["a", "b"]), "needs numbers"),
+    (lambda: metrics.random_subset(100, 10.5, 0), "n must be a whole number"),
+    (lambda: metrics.random_subset(100, 10, "0"), "seed must be a whole number"),
+])
+def test_uncertainty_helpers_name_a_bad_argument(call, error):
+    with pytest.raises((TypeError, ValueError), match=error):
+        call()
