@@ -15,45 +15,48 @@ import torch.nn.functional as F
 from torch import nn
 
 
-# --- notebooks/01_generative_modelling_basics.ipynb, cell c01-006 ---
+# --- notebooks/01_generative_modelling_basics.ipynb, cell c01-046 ---
 @dataclass
 class GMMConfig:
     n_components: int = 8
     dim: int = 2
 
 
+# --- notebooks/01_generative_modelling_basics.ipynb, cell c01-006 ---
 class GaussianMixture(nn.Module):
     """p(x) = sum_k softmax(logits)_k N(x | mu_k, diag(exp(log_sigma_k))^2)."""
 
-    def __init__(self, cfg: GMMConfig, init_means: torch.Tensor = None):
+    def __init__(self, cfg: GMMConfig, init_means: Optional[torch.Tensor] = None):
         super().__init__()
         self.cfg = cfg
         k, d = cfg.n_components, cfg.dim
-        self.logits = nn.Parameter(torch.zeros(k))                                   # (K,)
-        self.mu = nn.Parameter(init_means.clone() if init_means is not None else torch.randn(k, d))  # (K, D)
-        self.log_sigma = nn.Parameter(torch.zeros(k, d))                             # (K, D)
+        mu = init_means.clone() if init_means is not None else torch.randn(k, d)
+        self.logits = nn.Parameter(torch.zeros(k))                  # (K,)
+        self.mu = nn.Parameter(mu)                                  # (K, D)
+        self.log_sigma = nn.Parameter(torch.zeros(k, d))            # (K, D)
 
     def component_log_prob(self, x):
         # x: (N, D) -> log N(x | mu_k, sigma_k^2) for every k: (N, K)
-        z = (x[:, None, :] - self.mu) / self.log_sigma.exp()                        # (N, K, D)
+        z = (x[:, None, :] - self.mu) / self.log_sigma.exp()       # (N, K, D)
         return (-0.5 * math.log(2 * math.pi) - self.log_sigma - 0.5 * z ** 2).sum(-1)
 
     def log_prob(self, x):
-        log_pi = F.log_softmax(self.logits, dim=0)                                   # (K,)
-        return torch.logsumexp(log_pi + self.component_log_prob(x), dim=1)          # (N,)
+        log_pi = F.log_softmax(self.logits, dim=0)                  # (K,)
+        return torch.logsumexp(log_pi + self.component_log_prob(x), dim=1)   # (N,)
 
     @torch.no_grad()
     def sample(self, n, generator=None):
         # ancestral sampling: first the component k ~ Categorical(pi), then x ~ N(mu_k, sigma_k^2)
-        k = torch.multinomial(F.softmax(self.logits, 0), n, replacement=True, generator=generator)  # (n,)
-        eps = torch.randn(n, self.cfg.dim, generator=generator)
-        return self.mu[k] + self.log_sigma.exp()[k] * eps                             # (n, D)
+        pi = F.softmax(self.logits, 0)
+        k = torch.multinomial(pi, n, replacement=True, generator=generator)       # (n,)
+        eps = torch.randn(n, self.cfg.dim, generator=generator)                  # (n, D)
+        return self.mu[k] + self.log_sigma.exp()[k] * eps                         # (n, D)
 
 
 # --- notebooks/01_generative_modelling_basics.ipynb, cell c01-020 ---
 def bernoulli_log_prob(v, p):
     # v: (N, D) in {0, 1}, p: (D,) in [0, 1] -> log-likelihood of each row: (N,)
-    # xlogy(a, b) = a * log(b) with the convention 0 * log(0) = 0 (a plain product would give nan there)
+    # xlogy(a, b) = a * log(b) with 0 * log(0) = 0 (a plain product would give nan there)
     return (torch.xlogy(v, p) + torch.xlogy(1 - v, 1 - p)).sum(-1)
 
 def fit_independent(v, alpha=1.0):
