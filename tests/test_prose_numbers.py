@@ -1,0 +1,240 @@
+"""Numbers in a lesson's prose match its stored outputs (COURSE.md section 7: every number in prose comes from
+the stored outputs of a clean run).
+
+In every notebook's markdown, each decimal number (``170.9``, ``2.524``, ``0.379``) and each number introduced
+with "about", "roughly", "≈" or "~" must appear, rounded to the precision it is written with, among
+
+- the numbers printed in the same notebook's stored outputs,
+- the numbers in the same notebook's code (settings such as a standard deviation of 0.3, thresholds of asserts),
+- the stored outputs of any lesson the same cell names ("lesson 03", "lessons 01-03"), for cross-references,
+
+or be on the small allow-list below (mathematical constants, and entries naming the cell and the reason).
+A range ``A-B`` passes when some printed value lies in it. Not checked: section, equation and figure numbers
+(``§9.3.3``, ``Eq. 9.7``, headings ``### 4.1``), years, inline code, links, and durations and sizes in the title
+cell (run times cannot be stored outputs). One test per notebook, so each lesson's result stands alone.
+"""
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import List, Optional, Set, Tuple
+
+import pytest
+
+from deepgen_helpers.config import repo_root
+
+NOTEBOOK_DIR = repo_root() / "notebooks"
+LESSONS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_*_solutions.ipynb"))
+
+#: Constants written in prose, as (regular expression around the number, why it needs no output).
+CONSTANTS: List[Tuple[str, str]] = [
+    (r"(\\ln|\\log|ln|log)\s*10\s*(\\approx|≈|=)\s*2\.30", "ln 10 = 2.302..."),
+    (r"(\\ln|\\log|ln|log)\s*2\s*(\\approx|≈|=)\s*0\.69", "ln 2 = 0.693..."),
+    (r"\\pi\s*(\\approx|≈)\s*3\.14", "pi"),
+    (r"\be\s*(\\approx|≈)\s*2\.718", "Euler's number"),
+    (r"\\sqrt\s*\{?\d+\}?\s*(\\approx|≈)\s*\d", "a square root, written out"),
+]
+
+#: Per-notebook exceptions: {notebook stem: {(cell id, number as written): reason}}. Keep it short; prefer
+#: printing the number in the notebook so that it is checked.
+ALLOWED = {
+}
+
+ABOUT = r"(?:about|around|roughly|approximately|nearly|almost|≈|\\approx|~|\\sim)"
+REFERENCE = (r"(?:§|\bEqs?\.|\bEquations?|\bSections?|\bsections?|\bTables?|\bFigs?\.|\bFigures?|\bAlgorithm|"
+             r"\b[Cc]hapters?|\bTheorem|\bLemma|\bDefinition|\bProp\.|\bpp?\.|\barXiv:|\bv(?=\d))")
+NUMBER = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+RANGE_SEP = r"\s*(?:-|–|—|to)\s*"
+UNITS = r"\s*(?:s\b|seconds?|min\b|minutes?|h\b|hours?|ms\b|MB|GB|kB|KB|MiB|GiB)"
+
+
+def _text(cell) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def _clean_markdown(text: str) -> str:
+    """Markdown with what is not prose blanked out (keeping positions roughly intact is not needed)."""
+    text = re.sub(r"```.*?```", " ", text, flags=re.S)                      # code blocks
+    text = re.sub(r"`[^`]*`", " ", text)                                    # inline code
+    text = re.sub(r"\]\([^)]*\)", "] ", text)                              # link targets
+    text = re.sub(r"https?://\S+", " ", text)                               # bare addresses
+    text = re.sub(r"^#+\s*[\d.]+", "#", text, flags=re.M)                   # heading numbers
+    text = re.sub(REFERENCE + r"\s*\d[\d.]*(?:\s*(?:-|–|,|and|&)\s*\d[\d.]*)*", " ", text)
+    text = re.sub(r"\b\d+(?:\.\d+){2,}\b", " ", text)                       # 9.3.3, 2.13.0
+    text = re.sub(r"\b(?:1[89]|20)\d\d[a-z]?\b(?!\.\d)", " ", text)          # years
+    return text
+
+
+def _numbers(text: str) -> List[Decimal]:
+    """Every number printed in ``text`` (outputs or code), unsigned, commas removed, with scientific form."""
+    found = []
+    for m in re.finditer(r"(\d+(?:,\d{3})*(?:\.\d+)?)(?:[eE]([-+]?\d+))?", text):
+        digits = m.group(1).replace(",", "")
+        value = Decimal(digits) * (Decimal(10) ** int(m.group(2)) if m.group(2) else 1)
+        found.append(value)
+        if "%" in text[m.end():m.end() + 2]:
+            found.append(value / 100)
+    return found
+
+
+def _outputs_text(nb) -> str:
+    parts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            parts.append("".join(out.get("text", [])))
+            parts.append("".join(out.get("data", {}).get("text/plain", [])))
+            parts.append("".join(out.get("data", {}).get("text/markdown", [])))
+    return "\n".join(parts)
+
+
+@lru_cache(maxsize=None)
+def _load(path: str):
+    return json.loads(Path(path).read_text())
+
+
+@lru_cache(maxsize=None)
+def _values(path: str, with_code: bool) -> Tuple[Decimal, ...]:
+    nb = _load(path)
+    text = _outputs_text(nb)
+    if with_code:
+        text += "\n".join(_text(c) for c in nb["cells"] if c["cell_type"] == "code")
+    return tuple(_numbers(text))
+
+
+def _lesson_path(number: str) -> Optional[Path]:
+    hits = [p for p in LESSONS if p.stem.startswith(f"{int(number):02d}_")]
+    return hits[0] if hits else None
+
+
+def _named_lessons(text: str) -> Set[Path]:
+    """Lessons a cell names: "lesson 03", "lessons 01-03", "lessons 01 and 02"."""
+    paths = set()
+    for m in re.finditer(r"[Ll]essons?\s+(\d{1,2})(?:\s*(?:-|–|to)\s*(\d{1,2}))?((?:\s*(?:,|and)\s*\d{1,2})*)",
+                         text):
+        first = int(m.group(1))
+        last = int(m.group(2)) if m.group(2) else first
+        numbers = list(range(first, last + 1)) + [int(n) for n in re.findall(r"\d+", m.group(3) or "")]
+        paths.update(p for p in map(lambda n: _lesson_path(str(n)), numbers) if p)
+    return paths
+
+
+def _matches(written: str, values, unit_percent: bool = False) -> bool:
+    """Does some value round to ``written`` at its precision?  Integers ending in zeros are taken at the
+    precision of their last non-zero digit ("about 160" is 155 to 165; "about 850,000" 845,000 to 855,000)."""
+    w = Decimal(written.replace(",", ""))
+    if "." in written:
+        step = Decimal(1).scaleb(-len(written.split(".")[1]))
+    else:
+        digits = written.replace(",", "")
+        zeros = len(digits) - len(digits.rstrip("0")) if digits.strip("0") else 0
+        step = Decimal(10) ** zeros
+    half = step / 2
+    targets = [w] + ([w / 100] if unit_percent else [])
+    for target in targets:
+        scale = half if target == w else half / 100
+        if any(abs(v - target) <= scale for v in values):
+            return True
+    return False
+
+
+def _in_range(low: str, high: str, values) -> bool:
+    lo, hi = Decimal(low.replace(",", "")), Decimal(high.replace(",", ""))
+    if lo > hi:
+        return False
+    return any(lo <= v <= hi for v in values)
+
+
+def _claims(text: str):
+    """(number or range as written, context, kind) for each checked number of a markdown cell."""
+    clean = _clean_markdown(text)
+    seen = set()
+    pattern = re.compile(rf"(?P<about>{ABOUT}\s*\$?\s*)?(?P<a>{NUMBER})(?:(?P<sep>{RANGE_SEP})(?P<b>{NUMBER}))?")
+    for m in pattern.finditer(clean):
+        a, b = m.group("a"), m.group("b")
+        start = m.start("a")
+        if start > 0 and (clean[start - 1].isalnum() or clean[start - 1] in "_^{"):
+            continue                                                       # x2, 10^6, _{1}: not a quantity
+        after = clean[m.end():m.end() + 3]
+        if after.startswith("^") or re.match(r"\s*[×x]\s*\d", after):
+            continue                                                       # exponents, 32x32 sizes
+        is_decimal = "." in a or (b is not None and "." in b)
+        if not (is_decimal or m.group("about")):
+            continue
+        lo = max(0, m.start() - 40)
+        context = " ".join(clean[lo:m.end() + 25].split())
+        percent = clean[m.end():m.end() + 3].lstrip().startswith("%")
+        key = (a, b, context)
+        if key in seen:
+            continue
+        seen.add(key)
+        yield a, b, context, percent, bool(re.match(UNITS, clean[m.end():m.end() + 12]))
+
+
+def _problems(path: Path) -> List[str]:
+    nb = _load(str(path))
+    own = _values(str(path), True)
+    stem = path.stem
+    allowed = ALLOWED.get(stem, {})
+    problems = []
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        text = _text(cell)
+        is_title = i == 0
+        cross = tuple(v for p in _named_lessons(text) for v in _values(str(p), False))
+        for a, b, context, percent, has_unit in _claims(text):
+            if any(re.search(rx, context) for rx, _ in CONSTANTS):
+                continue
+            if (cell.get("id"), a) in allowed:
+                continue
+            if is_title and has_unit:
+                continue                                     # run times and sizes in the title cell
+            values = own + cross
+            if b is not None:
+                ok = _in_range(a, b, values) or (_matches(a, values, percent) and _matches(b, values, percent))
+                shown = f"{a}-{b}"
+            else:
+                ok = _matches(a, values, percent)
+                shown = a
+            if not ok:
+                problems.append(f"cell {cell.get('id')}: {shown!r} is in no stored output: ...{context}...")
+    return problems
+
+
+@pytest.mark.parametrize("path", LESSONS + SOLUTIONS, ids=lambda p: p.stem)
+def test_prose_numbers_match_stored_outputs(path):
+    problems = _problems(path)
+    assert not problems, (f"{path.relative_to(repo_root())}: {len(problems)} number(s) in the prose do not match "
+                          "the stored outputs (re-run the notebook and update the text, print the number, or "
+                          "add a reasoned entry to ALLOWED in tests/test_prose_numbers.py):\n  "
+                          + "\n  ".join(problems))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The checker itself
+# ----------------------------------------------------------------------------------------------------------
+def test_rounding_and_precision():
+    values = [Decimal("170.92"), Decimal("2.5187"), Decimal("0.3789")]
+    assert _matches("170.9", values) and _matches("2.519", values) and _matches("0.379", values)
+    assert _matches("171", values) and _matches("170", values)
+    assert not _matches("160", values)                    # "about 160" vs a printed 170.9: the reviewer's case
+    assert not _matches("170.8", values)
+    assert _matches("15", [Decimal("0.15")], unit_percent=True)
+    assert _in_range("75", "90", [Decimal("80.2")]) and not _in_range("75", "90", [Decimal("91")])
+
+
+def test_claims_skip_references_and_find_results():
+    md = ("### 4.1 Likelihood\nBishop §9.3.3 and Eq. 9.7 (2006); Eqs. 5.58-5.61. The class mixture scores "
+          "about 160 nats, a test NLL of 2.524, and `lr=0.05`. See [x](a/b1.5.ipynb). A 32x32 image, 10^6 points.")
+    claims = [(a, b) for a, b, *_ in _claims(md)]
+    assert claims == [("160", None), ("2.524", None)]
+
+
+def test_named_lessons():
+    names = {p.stem[:2] for p in _named_lessons("as in lesson 03; lessons 01-02")}
+    assert names == {p.stem[:2] for p in LESSONS if p.stem[:2] in {"01", "02", "03"}}
