@@ -313,3 +313,82 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, sigma: float, n_
     counts = torch.bincount(nearest[good], minlength=len(c))     # (K,)
     return {"modes_covered": int((counts >= min_count).sum()), "n_modes": len(c),
             "high_quality": float(good.double().mean()), "counts": counts}
+
+
+# --------------------------------------------------------------------------------------------------
+# Precision and recall of samples: quality and coverage apart (lesson 05; Kynkäänniemi et al. 2019)
+# --------------------------------------------------------------------------------------------------
+def _feature_rows(features: Any, name: str) -> torch.Tensor:
+    return _check_features(features, name).detach().double().cpu()
+
+
+def knn_radii(features: torch.Tensor, k: int = 3, batch_size: int = 1000) -> torch.Tensor:
+    """Distance from each row of ``features`` ``(N, F)`` to its ``k``-th nearest *other* row:
+    ``(N,)``, float64.
+
+    The radius of each point's ball in the k-NN estimate of a set's manifold (Kynkäänniemi et al.
+    2019, section 2, Eq. 2). Needs ``N > k``.
+    """
+    f = _feature_rows(features, "features")
+    k = _whole(k, "k (the neighbour whose distance sets the radius)", 1)
+    if len(f) <= k:
+        raise ValueError(f"knn_radii needs more than k={k} points, got {len(f)}; pass more "
+                         f"features or a smaller k.")
+    out = []
+    for i in _batches(len(f), batch_size):
+        d = torch.cdist(f[i:i + batch_size], f)                     # (b, N); self at distance 0
+        out.append(d.kthvalue(k + 1, dim=1).values)                 # skip the point itself
+    return torch.cat(out)
+
+
+def manifold_membership(query: torch.Tensor, support: torch.Tensor, radii: torch.Tensor,
+                        batch_size: int = 1000) -> torch.Tensor:
+    """Whether each row of ``query`` ``(M, F)`` lies inside the k-NN manifold of ``support``
+    ``(N, F)``: within ``radii[j]`` of some support point ``j``. Returns bool ``(M,)``
+    (Kynkäänniemi et al. 2019, Eq. 2: f(phi, Phi))."""
+    q = _feature_rows(query, "query")
+    s = _feature_rows(support, "support")
+    r = _to_tensor(radii, "radii").detach().double().cpu()
+    if q.shape[1] != s.shape[1] or tuple(r.shape) != (len(s),):
+        raise ValueError(f"manifold_membership needs query (M, F), support (N, F) and radii (N,); "
+                         f"got {tuple(q.shape)}, {tuple(s.shape)} and {tuple(r.shape)}.")
+    return torch.cat([(torch.cdist(q[i:i + batch_size], s) <= r[None]).any(1)
+                      for i in _batches(len(q), batch_size)])
+
+
+def precision_recall(real_features: torch.Tensor, fake_features: torch.Tensor, k: int = 3) -> dict:
+    """Improved precision and recall of generated samples (Kynkäänniemi et al. 2019, Eqs. 1-2).
+
+    *Precision*: the fraction of generated samples inside the k-NN manifold of the real ones (how
+    many samples look real: quality). *Recall*: the fraction of real samples inside the k-NN
+    manifold of the generated ones (how much of the real data the generator covers: diversity). A
+    generator that collapses onto a few good images has precision near 1 and low recall; a blurry
+    one that covers everything has high recall and lower precision. ``real_features`` ``(N, F)``
+    and ``fake_features`` ``(M, F)`` are features of the two sets (the course uses its classifier's,
+    :func:`classifier_features`); use sets of equal size, since both numbers depend on it.
+
+    Returns ``{"precision", "precision_se", "recall", "recall_se", "k", "n_real", "n_fake"}``; the
+    standard errors are those of a mean of 0/1 flags over the samples (given the manifolds).
+    """
+    real = _feature_rows(real_features, "real_features")
+    fake = _feature_rows(fake_features, "fake_features")
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"feature sizes differ: {real.shape[1]} (real) vs {fake.shape[1]} (fake).")
+    prec = manifold_membership(fake, real, knn_radii(real, k)).double()     # (M,) 0/1
+    rec = manifold_membership(real, fake, knn_radii(fake, k)).double()      # (N,) 0/1
+    (p, p_se), (r, r_se) = mean_se(prec), mean_se(rec)
+    return {"precision": p, "precision_se": p_se, "recall": r, "recall_se": r_se, "k": k,
+            "n_real": len(real), "n_fake": len(fake)}
+
+
+def sample_precision_recall(images: torch.Tensor, reference: torch.Tensor, n: int = 1000,
+                            k: int = 3, seed: int = 0, dataset: str = "mnist") -> dict:
+    """:func:`precision_recall` of ``n`` random ``images`` against ``n`` random ``reference``
+    images, on the course classifier's features (images ``(N, 1, 28, 28)`` in [0, 1])."""
+    n = _whole(n, "n", k + 1)
+    if len(images) < n or len(reference) < n:
+        raise ValueError(f"sample_precision_recall(n={n}) needs at least {n} images and {n} "
+                         f"reference images; got {len(images)} and {len(reference)}.")
+    img = _check_images(images)[random_subset(len(images), n, seed)]
+    ref = _check_images(reference)[random_subset(len(reference), n, seed + 1)]
+    return precision_recall(classifier_features(ref, dataset), classifier_features(img, dataset), k)

@@ -171,3 +171,49 @@ def test_mode_coverage_refuses_what_it_cannot_measure(samples, centres, sigma, p
 def test_uncertainty_helpers_name_a_bad_argument(call, error):
     with pytest.raises((TypeError, ValueError), match=error):
         call()
+
+
+# --------------------------------------------------------------------------------------------------
+# Precision and recall (Kynkäänniemi et al. 2019), lesson 05
+# --------------------------------------------------------------------------------------------------
+def test_knn_radii_known_answers():
+    line = torch.tensor([[0.0], [1.0], [3.0], [7.0]])
+    assert metrics.knn_radii(line, k=1).tolist() == [1.0, 1.0, 2.0, 4.0]
+    assert metrics.knn_radii(line, k=2).tolist() == [3.0, 2.0, 3.0, 6.0]
+    with pytest.raises(ValueError, match="more than k"):
+        metrics.knn_radii(line, k=4)
+
+
+def test_precision_recall_known_answers():
+    real = torch.tensor([[0.0], [1.0], [2.0], [3.0]])               # k = 1 radii: 1 each
+    # one fake inside the real manifold, one far outside; the fakes' own radii (9.5) cover all reals
+    out = metrics.precision_recall(real, torch.tensor([[0.5], [10.0]]), k=1)
+    assert out["precision"] == 0.5 and out["recall"] == 1.0
+    # identical sets: perfect on both
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 5, generator=g)
+    same = metrics.precision_recall(x, x.clone(), k=3)
+    assert same["precision"] == 1.0 and same["recall"] == 1.0
+    # disjoint clouds far apart: neither looks real nor covers anything
+    far = metrics.precision_recall(x, x + 100.0, k=3)
+    assert far["precision"] == 0.0 and far["recall"] == 0.0
+
+
+def test_precision_recall_separates_collapse_from_blur():
+    g = torch.Generator().manual_seed(1)
+    real = torch.randn(1000, 2, generator=g)
+    collapsed = real[:10].repeat(100, 1) + 1e-3 * torch.randn(1000, 2, generator=g)  # 10 templates
+    blurry = 2.0 * torch.randn(1000, 2, generator=g)                                   # too wide
+    c = metrics.precision_recall(real, collapsed, k=3)
+    b = metrics.precision_recall(real, blurry, k=3)
+    assert c["precision"] == 1.0 and c["recall"] < 0.05            # sharp but covers almost nothing
+    assert b["recall"] > 0.95 and b["precision"] < 0.9             # covers everything, a fifth junk
+    # a single repeated point: its radius is 0, so it covers exactly the real point it copies
+    one = metrics.precision_recall(real, real[:1].repeat(50, 1), k=3)
+    assert one["precision"] == 1.0 and one["recall"] == pytest.approx(1 / 1000)
+
+
+def test_sample_precision_recall_real_vs_real_is_high():
+    x, _ = load_images("mnist", "test")
+    out = metrics.sample_precision_recall(x[:5000], x[5000:], n=500, seed=0)
+    assert out["precision"] > 0.6 and out["recall"] > 0.6 and out["n_real"] == 500
