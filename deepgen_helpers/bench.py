@@ -32,20 +32,19 @@ def _metric(name: str, value: Any) -> Any:
     if hasattr(value, "detach"):  # a tensor
         if value.numel() != 1:
             raise TypeError(f"record({name}=...) needs one number, got a tensor of shape "
-                            f"{tuple(value.shape)}; pass {name}.item() or a summary such as "
-                            f".mean().item().")
+                            f"{tuple(value.shape)}; pass {name}.item() or a summary "
+                            "such as .mean().item().")
         value = value.detach().cpu().item()
     elif hasattr(value, "item") and hasattr(value, "dtype") and getattr(value, "size", 1) == 1:
         value = value.item()  # a NumPy scalar or one-element array
     if value is None or isinstance(value, (str, bool)):
         return value
     if not isinstance(value, (int, float)):
-        raise TypeError(f"record({name}=...) needs a number or a string, got "
-                        f"{type(value).__name__}.")
+        raise TypeError(f"record({name}=...) needs a number or a string, "
+                        f"got {type(value).__name__}.")
     if not math.isfinite(value):
         raise ValueError(f"record({name}={value}) is not a finite number; the run that measured it "
-                         f"has "
-                         "probably diverged.")
+                         "has probably diverged.")
     return value if isinstance(value, int) else round(float(value), 4)
 
 
@@ -67,8 +66,7 @@ def record(**metrics: float) -> Dict[str, float]:
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             raise ValueError(f"{METRICS_ENV}={path!r} does not hold a benchmark's metrics ({exc}); "
-                             f"unset "
-                             f"{METRICS_ENV} outside a benchmark run.") from None
+                             f"unset {METRICS_ENV} outside a benchmark run.") from None
         old.update(clean)
         p.write_text(json.dumps(old))
     return clean
@@ -167,8 +165,8 @@ def markdown_table(rows: List[Dict]) -> str:
         if r.get("error"):
             m = f"**failed**: {str(r['error']).replace('|', '/')[:120]}" + (f"; {m}" if m else "")
         lines.append(f"| {r.get('lesson', '?')} | {r.get('mode', '?')} | "
-                     f"{r.get('device', 'unknown')} | "
-                     f"{number(r.get('wall_s'), 's')} | {number(r.get('peak_mb'), 'MB')} | {m} |")
+                     f"{r.get('device', 'unknown')} | {number(r.get('wall_s'), 's')} | "
+                     f"{number(r.get('peak_mb'), 'MB')} | {m} |")
     return "\n".join(lines)
 
 

@@ -38,8 +38,8 @@ _MANIFEST_KEYS = ("file", "sha256")
 
 def _torch_load(source) -> Any:
     """``torch.load(source, map_location="cpu", weights_only=True)``, without the "TypedStorage is
-    deprecated" warning that torch 2.1-2.3 print on every safe load (an internal matter of torch's loader,
-    nothing a learner can act on)."""
+    deprecated" warning that torch 2.1-2.3 print on every safe load (an internal matter of torch's
+    loader, nothing a learner can act on)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -82,8 +82,8 @@ def _plain(value: Any, where: str, json_only: bool = False) -> Any:
         return value
     if isinstance(value, float):
         if json_only and not math.isfinite(value):
-            raise ValueError(f"{where} is {value}; record a finite number (measure a working "
-                             f"model).")
+            raise ValueError(f"{where} is {value}; record a finite number "
+                             "(measure a working model).")
         return value
     if isinstance(value, np.generic):
         return _plain(value.item(), where, json_only)
@@ -97,8 +97,7 @@ def _plain(value: Any, where: str, json_only: bool = False) -> Any:
         if json_only or value.numel() == 1 and value.dim() == 0:
             if value.numel() != 1:
                 raise TypeError(f"{where} is a tensor of shape {tuple(value.shape)}; store one "
-                                f"number "
-                                "(for example .mean().item()).")
+                                "number (for example .mean().item()).")
             return _plain(value.item(), where, json_only)
         return value.detach().cpu().clone()
     if isinstance(value, (PurePath, torch.device, torch.dtype)):
@@ -119,9 +118,8 @@ def _plain(value: Any, where: str, json_only: bool = False) -> Any:
         return items if json_only or isinstance(value, list) else tuple(items)
     target = "the manifest (JSON)" if json_only else "a checkpoint"
     raise TypeError(f"{where} is of type {type(value).__name__}, which {target} cannot hold "
-                    f"safely; store "
-                    "numbers, strings, lists, dicts or tensors (for an optimiser, its "
-                    ".state_dict()).")
+                    "safely; store numbers, strings, lists, dicts or tensors (for an optimiser, "
+                    "its .state_dict()).")
 
 
 def _config_dict(config: Any) -> dict:
@@ -147,8 +145,8 @@ def _check_payload(payload: Any, source: str, argument: bool = False) -> dict:
             and all(isinstance(v, torch.Tensor) for v in payload.values()):
         error = TypeError if argument else CheckpointError
         raise error(f"{source} is a plain state dict (what model.state_dict() returns), not a "
-                    f"DeepGen "
-                    f"checkpoint (format {FORMAT!r}); load it with model.load_state_dict(...).")
+                    f"DeepGen checkpoint (format {FORMAT!r}); "
+                    "load it with model.load_state_dict(...).")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{source} is not a DeepGen checkpoint (expected format {FORMAT!r}).")
     state = payload.get("state_dict")
@@ -156,11 +154,10 @@ def _check_payload(payload: Any, source: str, argument: bool = False) -> dict:
         raise CheckpointError(f"{source} is damaged: it has no state dict. Restore it, or retrain.")
     bad = _non_finite(state)
     if bad:
-        raise CheckpointError(f"{source} holds NaN or infinite weights (in {', '.join(bad[:3])}"
-                              f"{' ...' if len(bad) > 3 else ''}): it was saved from a diverged "
-                              f"run. "
-                              "Retrain it (a lower learning rate often helps), or restore the "
-                              "shipped file.")
+        raise CheckpointError(f"{source} holds NaN or infinite weights (in "
+                              f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''}): it was "
+                              "saved from a diverged run. Retrain it (a lower learning rate often "
+                              "helps), or restore the shipped file.")
     return payload
 
 
@@ -182,8 +179,8 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc} in {path.parent}. Save "
-                              f"to a "
-                              "folder you can write to (for example your home folder).") from None
+                              "to a folder you can write to "
+                              "(for example your home folder).") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -197,10 +194,9 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}. The old file, if "
-                                  f"any, is "
-                                  "unchanged; free some space or save to a folder you can write "
-                                  "to.") from None
+            raise CheckpointError(f"Cannot write {path}: {exc.strerror or exc}. The old "
+                                  "file, if any, is unchanged; free some space or save to a "
+                                  "folder you can write to.") from None
         raise
 
 
@@ -241,8 +237,7 @@ def save_checkpoint(
             else "are NaN or infinite: the training diverged"
         )
         raise CheckpointError(f"Refusing to save {path.name}: the weights in {', '.join(bad[:3])} "
-                              f"{why}. "
-                              "The file on disk is unchanged.")
+                              f"{why}. The file on disk is unchanged.")
     payload = {
         "format": FORMAT,
         "arch": type(model).__name__,
@@ -259,8 +254,8 @@ def save_checkpoint(
         _torch_load(io.BytesIO(data))
     except Exception as exc:
         raise CheckpointError(f"Refusing to save {path.name}: it would not load safely "
-                              f"({type(exc).__name__})."
-                              " Store only numbers, strings, lists, dicts and tensors.") from None
+                              f"({type(exc).__name__}). Store only numbers, strings, lists, "
+                              "dicts and tensors.") from None
     atomic_write_bytes(path, data)
     return path
 
@@ -281,28 +276,26 @@ def load_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> di
     """
     path = _as_path(path)
     if not path.exists():
-        raise CheckpointError(f"Checkpoint {path} does not exist. Train the model (the lesson "
-                              f"shows how) "
-                              f"or restore the file with `git checkout -- {path.name}`.")
+        raise CheckpointError(f"Checkpoint {path} does not exist. Train the model "
+                              "(the lesson shows how) or restore the file with "
+                              f"`git checkout -- {path.name}`.")
     if path.is_dir():
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; pass the path of a .pt "
-                              f"file in it.")
+                              "file in it.")
     if expected_sha256 is not None:
         actual = sha256_file(path)
         if actual != expected_sha256:
             raise CheckpointError(f"Checkpoint {path} is corrupted or was replaced: sha256 "
-                                  f"{actual[:12]}... but "
-                                  f"the manifest expects {str(expected_sha256)[:12]}.... Restore "
-                                  f"it with "
+                                  f"{actual[:12]}... but the manifest expects "
+                                  f"{str(expected_sha256)[:12]}.... Restore it with "
                                   "`git checkout`, or retrain.")
     try:
         payload = _torch_load(path)
     except Exception as exc:  # torch raises several types for truncated or foreign files
         first = (str(exc).strip().splitlines() or [""])[0][:120]
         raise CheckpointError(f"Checkpoint {path} could not be read ({type(exc).__name__}: "
-                              f"{first}). It is "
-                              "probably truncated or not a DeepGen checkpoint; restore or retrain "
-                              "it.") from None
+                              f"{first}). It is probably truncated or not a DeepGen checkpoint; "
+                              "restore or retrain it.") from None
     return _check_payload(payload, f"Checkpoint {path}")
 
 
@@ -317,16 +310,15 @@ def load_into(model: nn.Module, payload_or_path: Union[dict, PathLike],
     or config; ``model`` is left unchanged in that case. Returns the checkpoint dict.
     """
     if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module to load weights into, got "
-                        f"{type(model).__name__}.")
+        raise TypeError("model must be a torch.nn.Module to load weights into, "
+                        f"got {type(model).__name__}.")
     if isinstance(payload_or_path, dict):
         payload = _check_payload(payload_or_path, "The dict given to load_into", argument=True)
     elif isinstance(payload_or_path, (str, os.PathLike)):
         payload = load_checkpoint(payload_or_path, expected_sha256)
     else:
         raise TypeError("load_into takes a checkpoint path or the dict load_checkpoint returns, "
-                        "got "
-                        f"{type(payload_or_path).__name__}.")
+                        f"got {type(payload_or_path).__name__}.")
     state = payload["state_dict"]
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
@@ -337,18 +329,17 @@ def load_into(model: nn.Module, payload_or_path: Union[dict, PathLike],
               and state[k].shape != own[k].shape]
     if payload.get("arch") != type(model).__name__ or missing or unexpected or shapes:
         lines = [f"This checkpoint was made for {payload.get('arch')} with config "
-                 f"{payload.get('config')}, "
-                 f"and does not fit this {type(model).__name__}."]
+                 f"{payload.get('config')}, and does not fit this {type(model).__name__}."]
         if missing:
-            lines.append(f"  missing from checkpoint: "
+            lines.append("  missing from checkpoint: "
                          f"{missing[:5]}{' ...' if len(missing) > 5 else ''}")
         if unexpected:
-            lines.append(f"  not in the model: "
+            lines.append("  not in the model: "
                          f"{unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}")
         if shapes:
             lines.append("  different shapes: " + "; ".join(shapes[:5]))
-        lines.append("Build the model from the checkpoint's config (payload['config']) or retrain "
-                     "it.")
+        lines.append("Build the model from the checkpoint's config (payload['config']) "
+                     "or retrain it.")
         raise CheckpointError("\n".join(lines))
     model.load_state_dict(state)
     return payload
@@ -375,9 +366,8 @@ def read_manifest() -> dict:
                 raise KeyError(f"entry {name!r} lacks file or sha256")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"The checkpoint manifest {path} is damaged ({type(exc).__name__}: "
-                              f"{str(exc)[:80]}); restore it with `git checkout -- "
-                              f"data/checkpoints/"
-                              "manifest.json`.") from None
+                              f"{str(exc)[:80]}); restore it with "
+                              "`git checkout -- data/checkpoints/manifest.json`.") from None
     return entries
 
 
@@ -395,12 +385,10 @@ def register_checkpoint(name: str, path: PathLike, *, lesson: str, command: str,
     path = _as_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Cannot register {name!r}: checkpoint file {path} does not exist; "
-                                f"save it "
-                                "first with save_checkpoint.")
+                                "save it first with save_checkpoint.")
     if path.resolve().parent != checkpoint_dir().resolve():
         raise ValueError(f"Cannot register {path}: shipped checkpoints must be saved in "
-                         f"{checkpoint_dir()} "
-                         "(the manifest records only the file name).")
+                         f"{checkpoint_dir()} (the manifest records only the file name).")
     load_checkpoint(path)  # never register a file that does not load
     for arg, value in (("lesson", lesson), ("command", command), ("device", device)):
         if not isinstance(value, str):
@@ -409,8 +397,8 @@ def register_checkpoint(name: str, path: PathLike, *, lesson: str, command: str,
     if isinstance(wall, bool) or not isinstance(wall, (int, float)) or wall < 0:
         raise ValueError(f"wall_seconds must be a number of seconds >= 0, got {wall_seconds!r}.")
     if not isinstance(quality, dict):
-        raise TypeError(f"quality must be a dict such as {{'test_accuracy': 0.99}}, got "
-                        f"{type(quality).__name__}.")
+        raise TypeError("quality must be a dict such as {'test_accuracy': 0.99}, "
+                        f"got {type(quality).__name__}.")
     quality = _plain(quality, "quality", json_only=True)
     entries = read_manifest()
     entries[name] = {
@@ -443,8 +431,8 @@ def shipped_path(name: str) -> Path:
     if not isinstance(name, str) or name not in entries:
         close = difflib.get_close_matches(str(name), list(entries), n=1)
         guess = f" Did you mean {close[0]!r}?" if close else ""
-        raise CheckpointError(f"No shipped checkpoint named {name!r}.{guess} Available: "
-                              f"{sorted(entries)}.")
+        raise CheckpointError(f"No shipped checkpoint named {name!r}.{guess} "
+                              f"Available: {sorted(entries)}.")
     entry = entries[name]
     path = checkpoint_dir() / entry["file"]
     how = f"reproduce it with: {entry['command']}" if entry.get("command") else "retrain it"
@@ -454,8 +442,7 @@ def shipped_path(name: str) -> Path:
     actual = sha256_file(path)
     if actual != entry["sha256"]:
         raise CheckpointError(f"Shipped checkpoint {path} is corrupted (sha256 {actual[:12]}..., "
-                              f"manifest "
-                              f"{str(entry['sha256'])[:12]}...). Restore it or {how}")
+                              f"manifest {str(entry['sha256'])[:12]}...). Restore it or {how}")
     return path
 
 

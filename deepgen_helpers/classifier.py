@@ -53,9 +53,9 @@ class CourseClassifier(nn.Module):
         """``(B, 1, 28, 28)`` in [0, 1] -> ``(B, features)``: the penultimate activations FID
         compares."""
         if x.dim() != 4 or x.shape[1:] != (1, 28, 28):
-            raise ValueError(f"CourseClassifier expects images of shape (B, 1, 28, 28) in [0, 1], "
-                             f"got {tuple(x.shape)}. "
-                             "Reshape flat images with x.view(-1, 1, 28, 28).")
+            raise ValueError("CourseClassifier expects images of shape (B, 1, 28, 28) in [0, 1], "
+                             f"got {tuple(x.shape)}. Reshape flat images with "
+                             "x.view(-1, 1, 28, 28).")
         h = (x - 0.5) / 0.5
         h = F.max_pool2d(F.relu(self.conv1(h)), 2)  # (B, c1, 14, 14)
         h = F.max_pool2d(F.relu(self.conv2(h)), 2)  # (B, c2, 7, 7)
@@ -81,10 +81,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int
     x = as_image_batch(x, "x", shape=(1, 28, 28))
     y = torch.as_tensor(y).cpu()
     if y.shape != (len(x),) or y.is_floating_point():
-        raise ValueError(f"y must be integer class labels of shape ({len(x)},), one per image in "
-                         f"x; got "
-                         f"{'float ' if y.is_floating_point() else ''}labels of shape "
-                         f"{tuple(y.shape)}.")
+        raise ValueError(f"y must be integer class labels of shape ({len(x)},), one per image "
+                         f"in x; got {'float ' if y.is_floating_point() else ''}labels "
+                         f"of shape {tuple(y.shape)}.")
     batch_size = _whole(batch_size, "batch_size", 1)
     model.eval()
     device = next(model.parameters()).device

@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 #: The repository's public address. Colab badges and setup cells are generated from it
-#: (``python -m deepgen_helpers.publish``), so a fork changes this one line and re-runs that command.
+#: (``python -m deepgen_helpers.publish``), so a fork changes this one line and re-runs that
+#: command.
 REPO_URL = "https://github.com/deepgen-course/deepgen"
 #: The branch Colab badges point at.
 REPO_BRANCH = "main"
@@ -69,7 +70,7 @@ def get_device(prefer: Optional[str | torch.device] = None) -> torch.device:
     import re
 
     if prefer is not None and not isinstance(prefer, (str, torch.device)):
-        raise TypeError(f"device must be a string such as 'cpu' or 'cuda', or a torch.device; "
+        raise TypeError("device must be a string such as 'cpu' or 'cuda', or a torch.device; "
                         f"got {prefer!r}.")
     from_env = prefer is None or str(prefer).strip() == ""
     wanted = (os.environ.get(DEVICE_ENV, "") if from_env else str(prefer)).strip().lower()
@@ -139,26 +140,28 @@ class RunConfig:
     def budget(self) -> str:
         """Which budget :meth:`pick` chooses here: ``"fast"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
 
-        Lessons state their expected results for each budget; this says which statement applies to this run.
-        ``$DEEPGEN_BUDGET`` (``cpu``, ``cuda`` or ``mps``) overrides the choice, e.g. to check a GPU budget's
-        expected results on a CPU (slowly).
+        Lessons state their expected results for each budget; this says which statement applies to
+        this run. ``$DEEPGEN_BUDGET`` (``cpu``, ``cuda`` or ``mps``) overrides the choice, e.g. to
+        check a GPU budget's expected results on a CPU (slowly).
         """
         if self.fast:
             return "fast"
         override = os.environ.get(BUDGET_ENV, "").strip().lower()
         if override:
             if override not in BUDGETS:
-                raise ValueError(f"{BUDGET_ENV}={override!r} is not a budget. Use one of {BUDGETS} (to run, "
-                                 f"say, the CUDA budget on a CPU and check its expected results), or unset it.")
+                raise ValueError(f"{BUDGET_ENV}={override!r} is not a budget. Use one of {BUDGETS} "
+                                 "(to run, say, the CUDA budget on a CPU and check its expected "
+                                 "results), or unset it.")
             return override
         return self.device.type if self.device.type in ("cuda", "mps") else "cpu"
 
     def pick(self, fast: Any, default: Any, cuda: Any = None, mps: Any = None) -> Any:
         """Choose a budget by run mode and device kind, each on purpose.
 
-        ``fast`` in fast mode; otherwise ``cuda`` on a CUDA GPU and ``mps`` on Apple silicon when given, else
-        ``default`` (the CPU budget). MPS gets the CPU budget unless a lesson chose one for it: Apple GPUs are
-        much slower than a CUDA card for these models, and the CPU figures are the ones we can check.
+        ``fast`` in fast mode; otherwise ``cuda`` on a CUDA GPU and ``mps`` on Apple silicon when
+        given, else ``default`` (the CPU budget). MPS gets the CPU budget unless a lesson chose one
+        for it: Apple GPUs are much slower than a CUDA card for these models, and the CPU figures
+        are the ones we can check.
         """
         if self.fast:
             return fast
@@ -185,13 +188,14 @@ def environment_report(run: Optional[RunConfig] = None) -> dict:
         "data folder": _data_dir_label(),
     }
     if run is not None:
-        report.update({"mode": run.mode, "device": str(run.device), "budget": run.budget, "seed": run.seed})
+        report.update({"mode": run.mode, "device": str(run.device), "budget": run.budget,
+                       "seed": run.seed})
     return report
 
 
 def _data_dir_label() -> str:
-    """The data folder as the report shows it: relative to the course when it is the bundled one, so stored
-    notebook outputs do not depend on where the course was cloned."""
+    """The data folder as the report shows it: relative to the course when it is the bundled one, so
+    stored notebook outputs do not depend on where the course was cloned."""
     if os.environ.get(DATA_ENV):
         return f"{data_dir()} (from ${DATA_ENV})"
     return "data/ in the course folder (bundled)"

@@ -97,8 +97,7 @@ def _root_hint(root: Path) -> str:
     """Why ``root`` may be wrong, when ``$DEEPGEN_DATA`` chose it."""
     if os.environ.get(DATA_ENV):
         return (f" {DATA_ENV} is set to {os.environ[DATA_ENV]!r}: point it at a copy of the "
-                f"course's "
-                f"data folder, or unset it to use the repository's data/.")
+                "course's data folder, or unset it to use the repository's data/.")
     return ""
 
 
@@ -128,8 +127,8 @@ def _manifest(root: Path) -> dict:
             raise ValueError("an entry lacks its sha256")
     except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError) as exc:
         raise DataError(f"The data manifest {path} is damaged ({type(exc).__name__}: "
-                        f"{str(exc)[:80]}); "
-                        "restore it with `git checkout -- data/manifest.json`.") from None
+                        f"{str(exc)[:80]}); restore it with "
+                        "`git checkout -- data/manifest.json`.") from None
     return files
 
 
@@ -150,7 +149,7 @@ def verify_file(relpath: str, root: Optional[Path] = None) -> Path:
     files = _manifest(root)
     if relpath not in files:
         raise DataError(f"{relpath!r} is not listed in {root / 'manifest.json'}; the course only "
-                        f"reads files it ships.")
+                        "reads files it ships.")
     if not path.exists():
         raise DataError(
             f"Data file {path} is missing. Restore it with `git checkout -- data/{relpath}` "
@@ -161,9 +160,8 @@ def verify_file(relpath: str, root: Optional[Path] = None) -> Path:
     if actual != expected:
         raise DataError(
             f"Data file {path} is corrupted: its sha256 is {actual[:12]}..., the manifest expects "
-            f"{expected[:12]}.... "
-            f"Restore it with `git checkout -- data/{relpath}` (if you use Git LFS or a partial "
-            f"download, fetch it again)."
+            f"{expected[:12]}.... Restore it with `git checkout -- data/{relpath}` (if you use Git "
+            "LFS or a partial download, fetch it again)."
         )
     _VERIFIED.add(key)
     return path
@@ -245,8 +243,8 @@ def load_images(
     if not (
         binarize is None or (isinstance(binarize, str) and binarize in ("threshold", "sample"))
     ):
-        raise ValueError(f"binarize={binarize!r} is not supported; use None, 'threshold' or "
-                         f"'sample'.")
+        raise ValueError(f"binarize={binarize!r} is not supported; use None, "
+                         "'threshold' or 'sample'.")
     seed = _whole(seed, "seed", 0)
     if n is not None:
         n = _whole(n, "n", 1)
@@ -315,9 +313,9 @@ def as_image_batch(
     if x.dim() == 2:
         side = math.isqrt(x.shape[1])
         if side * side != x.shape[1] or (shape and (1, side, side) != tuple(shape)):
-            raise ValueError(f"{name} has shape {original}: flat images of {x.shape[1]} pixels, "
-                             f"which is not "
-                             f"{'square' if not shape else want}. Pass images as (N, C, H, W).")
+            raise ValueError(f"{name} has shape {original}: flat images of {x.shape[1]} "
+                             f"pixels, which is not {'square' if not shape else want}. Pass "
+                             "images as (N, C, H, W).")
         x = x.reshape(-1, 1, side, side)
     elif x.dim() == 3:
         x = x.unsqueeze(1)  # (N, H, W) -> (N, 1, H, W)
@@ -326,29 +324,25 @@ def as_image_batch(
     channels_ok = (shape[0],) if shape else (1, 3, 4)
     if x.shape[1] not in channels_ok and x.shape[3] in channels_ok:
         raise ValueError(f"{name} has shape {original}, with the channels last; the helpers expect "
-                         f"channels "
-                         f"first (N, C, H, W): pass {name}.permute(0, 3, 1, 2).")
+                         f"channels first (N, C, H, W): pass {name}.permute(0, 3, 1, 2).")
     if shape and tuple(x.shape[1:]) != tuple(shape):
         raise ValueError(f"{name} must have shape (N, {', '.join(map(str, shape))}) "
-                         f"(or (N, {shape[1]}, {shape[2]}) or (N, {shape[1] * shape[2]})), got "
-                         f"{original}.")
+                         f"(or (N, {shape[1]}, {shape[2]}) or "
+                         f"(N, {shape[1] * shape[2]})), got {original}.")
     if x.shape[1] not in channels_ok:
         raise ValueError(f"{name} has {x.shape[1]} channels (shape {original}); images need 1 "
-                         f"(grey), "
-                         "3 (RGB) or 4 (RGBA) channels in (N, C, H, W).")
+                         "(grey), 3 (RGB) or 4 (RGBA) channels in (N, C, H, W).")
     if len(x) < min_count:
         raise ValueError(f"{name} holds {len(x)} image{'s' if len(x) != 1 else ''}; at least "
-                         f"{min_count} "
-                         f"{'is' if min_count == 1 else 'are'} needed{why}.")
+                         f"{min_count} {'is' if min_count == 1 else 'are'} needed{why}.")
     x = x.float()
     if x.numel():
         finite = torch.isfinite(x)
         if not bool(finite.all()):
             bad = int((~finite).flatten(1).any(1).sum())
             raise ValueError(f"{name} contains NaN or infinite values ({bad} of {len(x)} images): "
-                             f"whatever "
-                             "made them has diverged (try a lower learning rate; look for log(0) "
-                             "or /0).")
+                             "whatever made them has diverged (try a lower learning rate; look "
+                             "for log(0) or /0).")
         lo, hi = float(value_range[0]), float(value_range[1])
         slack = tolerance * (hi - lo)
         low, high = float(x.min()), float(x.max())
@@ -373,8 +367,8 @@ def _to_tensor(value: Any, name: str) -> torch.Tensor:
         return value.detach()
     if isinstance(value, np.ndarray):
         if value.dtype == object:
-            raise TypeError(f"{name} is a NumPy array of Python objects; convert it to numbers "
-                            f"first.")
+            raise TypeError(f"{name} is a NumPy array of Python objects; "
+                            "convert it to numbers first.")
         return torch.from_numpy(np.array(value))
     if isinstance(value, (list, tuple)):
         if len(value) == 0:
@@ -384,9 +378,9 @@ def _to_tensor(value: Any, name: str) -> torch.Tensor:
             first = tuple(parts[0].shape)
             for i, part in enumerate(parts):
                 if tuple(part.shape) != first:
-                    raise ValueError(f"{name}[{i}] has shape {tuple(part.shape)} but {name}[0] has "
-                                     f"{first}; "
-                                     "every element of the list must have the same shape.")
+                    raise ValueError(f"{name}[{i}] has shape {tuple(part.shape)} but "
+                                     f"{name}[0] has {first}; every element of the list must "
+                                     "have the same shape.")
             if len(first) == 4:  # a list of batches
                 return torch.cat([p.to(parts[0].device) for p in parts])
             return torch.stack([p.to(parts[0].device) for p in parts])
@@ -440,8 +434,8 @@ def make_toy_2d(
             or not math.isfinite(noise)
             or noise < 0
         ):
-            raise ValueError(f"noise is the standard deviation of the jitter: a number >= 0, got "
-                             f"{noise!r}.")
+            raise ValueError("noise is the standard deviation of the jitter: a number >= 0, "
+                             f"got {noise!r}.")
         noise = float(noise)
     g = torch.Generator().manual_seed(seed)
     if name == "gaussian_mixture":

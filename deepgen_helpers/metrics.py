@@ -76,8 +76,7 @@ def _check_features(features: Any, name: str = "features") -> torch.Tensor:
         raise ValueError(f"{name} must have shape (N, F) with N >= 2 rows, got {tuple(f.shape)}.")
     if not bool(torch.isfinite(f).all()):
         raise ValueError(f"{name} contains NaN or infinite values; the images or the model that "
-                         f"made them "
-                         "have diverged.")
+                         "made them have diverged.")
     return f
 
 
@@ -113,10 +112,9 @@ def frechet_distance(
         or tuple(cov1.shape) != (f, f)
         or tuple(cov2.shape) != (f, f)
     ):
-        raise ValueError(f"frechet_distance needs means (F,) and covariances (F, F) of one size F; "
-                         f"got mu1 "
-                         f"{tuple(mu1.shape)}, cov1 {tuple(cov1.shape)}, mu2 {tuple(mu2.shape)}, "
-                         f"cov2 {tuple(cov2.shape)}.")
+        raise ValueError("frechet_distance needs means (F,) and covariances (F, F) of one size F; "
+                         f"got mu1 {tuple(mu1.shape)}, cov1 {tuple(cov1.shape)}, mu2 "
+                         f"{tuple(mu2.shape)}, cov2 {tuple(cov2.shape)}.")
     if not all(bool(torch.isfinite(v).all()) for v in (mu1, cov1, mu2, cov2)):
         raise ValueError("frechet_distance got NaN or infinite means or covariances.")
     s1 = _sqrtm_psd(cov1.double())
@@ -168,8 +166,7 @@ def _check_labels(labels: Any, n_classes: int, n: int = -1) -> torch.Tensor:
     labels = _to_tensor(labels, "labels").cpu()
     if labels.dim() == 2 and labels.shape[1] == n_classes and labels.shape[0] > 0:
         raise ValueError(f"labels has shape {tuple(labels.shape)}: that looks like class "
-                         f"probabilities or "
-                         f"one-hot rows, not class labels; pass labels.argmax(1).")
+                         "probabilities or one-hot rows, not class labels; pass labels.argmax(1).")
     if labels.dim() != 1 or (n >= 0 and labels.shape[0] != n):
         want = f"({n},), one per image" if n >= 0 else "(N,)"
         raise ValueError(f"labels must have shape {want}, got {tuple(labels.shape)}.")
@@ -185,8 +182,8 @@ def _check_labels(labels: Any, n_classes: int, n: int = -1) -> torch.Tensor:
     labels = labels.long()
     low, high = int(labels.min()), int(labels.max())
     if low < 0 or high >= n_classes:
-        raise ValueError(f"labels must be classes 0 to {n_classes - 1}, got values from {low} to "
-                         f"{high}.")
+        raise ValueError(f"labels must be classes 0 to {n_classes - 1}, got values "
+                         f"from {low} to {high}.")
     return labels
 
 
@@ -221,11 +218,11 @@ def mean_se(values) -> Tuple[float, float]:
     try:
         v = torch.as_tensor(values).detach().double().flatten().cpu()
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"mean_se needs numbers (a tensor, array or list of per-example values), got "
-                        f"{type(values).__name__} that cannot be read as numbers.") from None
+        raise TypeError("mean_se needs numbers (a tensor, array or list of per-example values), "
+                        f"got {type(values).__name__} that cannot be read as numbers.") from None
     if v.numel() < 2:
-        raise ValueError(f"mean_se needs at least 2 values to estimate a standard error, got "
-                         f"{v.numel()}.")
+        raise ValueError("mean_se needs at least 2 values to estimate a standard "
+                         f"error, got {v.numel()}.")
     if not torch.isfinite(v).all():
         raise ValueError("mean_se got NaN or infinite values; check the model's outputs first.")
     return float(v.mean()), float(v.std(unbiased=True) / math.sqrt(v.numel()))
@@ -242,8 +239,8 @@ def random_subset(n_total: int, n: int, seed: int) -> torch.Tensor:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"random_subset: {name} must be a whole number, got {value!r}.")
     if not 0 < n <= n_total:
-        raise ValueError(f"cannot draw {n} items from a set of {n_total}; choose n between 1 and "
-                         f"{n_total}.")
+        raise ValueError(f"cannot draw {n} items from a set of {n_total}; choose n "
+                         f"between 1 and {n_total}.")
     return torch.randperm(n_total, generator=torch.Generator().manual_seed(seed))[:n]
 
 
@@ -264,9 +261,9 @@ def fid_with_floor(images: torch.Tensor, reference: torch.Tensor, n: int = 1000,
     if repeats < 2:
         raise ValueError(f"repeats must be at least 2 to give a spread, got {repeats}.")
     if len(images) < n or len(reference) < 2 * n:
-        raise ValueError(f"fid_with_floor(n={n}) needs at least {n} images and {2 * n} reference "
-                         f"images; got "
-                         f"{len(images)} and {len(reference)}. Pass more, or a smaller n.")
+        raise ValueError(f"fid_with_floor(n={n}) needs at least {n} images and {2 * n} "
+                         f"reference images; got {len(images)} and {len(reference)}. Pass "
+                         "more, or a smaller n.")
     f_img = classifier_features(images, dataset)
     f_ref = classifier_features(reference, dataset)
     fids, floors = [], []
@@ -282,7 +279,8 @@ def fid_with_floor(images: torch.Tensor, reference: torch.Tensor, n: int = 1000,
 
 
 # --------------------------------------------------------------------------------------------------
-# Mode coverage on toy mixtures with known modes (lesson 04; Metz et al. 2017, Srivastava et al. 2017)
+# Mode coverage on toy mixtures with known modes
+# (lesson 04; Metz et al. 2017, Srivastava et al. 2017)
 # --------------------------------------------------------------------------------------------------
 def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, sigma: float, n_sigma: float = 3.0,
                   min_count: int = 1) -> dict:
@@ -300,7 +298,7 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, sigma: float, n_
     x = _to_tensor(samples, "samples").detach().double().cpu()
     c = _to_tensor(centres, "centres").detach().double().cpu()
     if x.dim() != 2 or c.dim() != 2 or x.shape[1] != c.shape[1] or len(x) == 0 or len(c) == 0:
-        raise ValueError(f"mode_coverage needs samples (N, D) and centres (K, D) with the same D, "
+        raise ValueError("mode_coverage needs samples (N, D) and centres (K, D) with the same D, "
                          f"got {tuple(x.shape)} and {tuple(c.shape)}.")
     if not torch.isfinite(x).all():
         raise ValueError("mode_coverage got NaN or infinite samples: the generator has diverged; "

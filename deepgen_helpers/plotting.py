@@ -105,8 +105,7 @@ def plot_losses(history: Mapping[str, Sequence[float]], ax=None, title: str = "t
     if not isinstance(history, Mapping) and isinstance(getattr(history, "values", None), Mapping):
         history = history.values  # a LossHistory
     if not isinstance(history, Mapping):
-        raise TypeError(f"history must be a dict of name -> list of values, e.g. {{'loss': "
-                        f"losses}}, "
+        raise TypeError("history must be a dict of name -> list of values, e.g. {'loss': losses}, "
                         f"got {type(history).__name__}.")
     smooth = _whole(smooth, "smooth", 1)
     series = {name: _series(values, f"history[{name!r}]") for name, values in history.items()}
@@ -141,8 +140,7 @@ def _series(values: Any, name: str) -> np.ndarray:
         if isinstance(v, torch.Tensor):
             if v.numel() != 1:
                 raise ValueError(f"{name}[{i}] is a tensor of shape {tuple(v.shape)}; log one "
-                                 f"number "
-                                 "per step (loss.item()).")
+                                 "number per step (loss.item()).")
             v = v.detach().cpu().item()
         if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
             raise TypeError(f"{name}[{i}] must be a number, got {v!r}.")
@@ -171,8 +169,7 @@ def scatter_2d(
     bad = int((~torch.isfinite(pts)).any(1).sum())
     if bad:
         raise ValueError(f"{bad} of {len(pts)} points are NaN or infinite: whatever made them has "
-                         f"diverged "
-                         "(try a lower learning rate).")
+                         "diverged (try a lower learning rate).")
     lim = _finite_number(lim, "lim")
     if lim <= 0:
         raise ValueError(f"lim is the half-width of the window and must be positive, got {lim:g}.")
@@ -204,7 +201,7 @@ def density_2d(
     log-densities do not overflow.
     """
     if not callable(log_prob):
-        raise TypeError(f"log_prob must be a function from points (M, 2) to log-densities (M,), "
+        raise TypeError("log_prob must be a function from points (M, 2) to log-densities (M,), "
                         f"got {type(log_prob).__name__}.")
     n = _whole(n, "n", 2)
     lim = _finite_number(lim, "lim")
@@ -216,16 +213,15 @@ def density_2d(
         logp = log_prob(torch.stack([gx.flatten(), gy.flatten()], dim=1))
     logp = _to_tensor(logp, "log_prob(points)").cpu().double()
     if logp.numel() != n * n:
-        raise ValueError(f"log_prob must map points (M, 2) to one log-density each, shape (M,); "
-                         f"for "
+        raise ValueError("log_prob must map points (M, 2) to one log-density each, shape (M,); for "
                          f"M = {n * n} points it returned shape {tuple(logp.shape)}.")
     logp = logp.reshape(n, n)
     if bool(torch.isnan(logp).any() | torch.isposinf(logp).any()) or not bool(
         torch.isfinite(logp).any()
     ):
         raise ValueError("log_prob returned NaN or +inf (or no finite value) on the plotting "
-                         "window; check the "
-                         "model's log-density, for example for log(0) or a diverged training run.")
+                         "window; check the model's log-density, for example for log(0) or a "
+                         "diverged training run.")
     dens = (logp - logp[torch.isfinite(logp)].max()).exp()  # relative density in [0, 1]
     ax = _new_ax(ax, (4, 4))
     ax.imshow(dens.numpy(), extent=(-lim, lim, -lim, lim), origin="lower", cmap=cmap)

@@ -1,18 +1,24 @@
-"""Publishing chores: lesson code exported to the package, Colab badges and setup cells, clean stored outputs.
+"""Publishing chores: lesson code exported to the package, Colab badges and setup cells, clean
+stored outputs.
 
-    python -m deepgen_helpers.publish sync            # export lesson code, rewrite badges and Colab blocks
-    python -m deepgen_helpers.publish sync --check    # exit 1, saying what and why, if anything is out of date
-    python -m deepgen_helpers.publish execute notebooks/01_generative_modelling_basics.ipynb [--mode default]
+    python -m deepgen_helpers.publish sync
+        # export lesson code, rewrite badges and Colab blocks
+    python -m deepgen_helpers.publish sync --check
+        # exit 1, saying what and why, if anything is out of date
+    python -m deepgen_helpers.publish execute notebooks/01_generative_modelling_basics.ipynb
+        [--mode default]
 
-**One source for lesson code.** A lesson's code cells tagged ``export`` (cell metadata ``tags``; in JupyterLab:
-the gear icon, "Cell Tags") are the only copy of the models, losses and loops that tests, training scripts and
-later lessons reuse. ``sync`` writes them, in order, to ``deepgen_helpers/models/<module>.py`` (the table
-:data:`EXPORTS`), under a header naming the notebook; edits belong in the notebook, never in the module.
-Exported cells only define things (no training, no data loading), and may use the names every setup cell
-imports (:data:`EXPORT_IMPORTS`); anything else they import themselves.
+**One source for lesson code.** A lesson's code cells tagged ``export`` (cell metadata ``tags``; in
+JupyterLab: the gear icon, "Cell Tags") are the only copy of the models, losses and loops that
+tests, training scripts and later lessons reuse. ``sync`` writes them, in order, to
+``deepgen_helpers/models/<module>.py`` (the table :data:`EXPORTS`), under a header naming the
+notebook; edits belong in the notebook, never in the module. Exported cells only define things (no
+training, no data loading), and may use the names every setup cell imports
+(:data:`EXPORT_IMPORTS`); anything else they import themselves.
 
-``execute`` runs a notebook top to bottom in a fresh kernel and stores its outputs without widget state,
-timing metadata or widget views (which GitHub cannot show), so readers see the results of a clean run.
+``execute`` runs a notebook top to bottom in a fresh kernel and stores its outputs without widget
+state, timing metadata or widget views (which GitHub cannot show), so readers see the results of a
+clean run.
 """
 from __future__ import annotations
 
@@ -30,14 +36,21 @@ from .training import PLAIN_PROGRESS_ENV
 #: Notebook stem -> (module in ``deepgen_helpers/models/``, one line on what it holds).
 EXPORTS: Dict[str, Tuple[str, str]] = {
     "01_generative_modelling_basics": (
-        "basics", "Lesson 01's models: a Gaussian mixture in 2-D and independent Bernoulli pixels."),
+        "basics",
+        "Lesson 01's models: a Gaussian mixture in 2-D and independent Bernoulli pixels.",
+    ),
     "02_autoencoders": (
-        "autoencoders", "Lesson 02's autoencoders (MLP and convolutional), their loss and training loop."),
+        "autoencoders",
+        "Lesson 02's autoencoders (MLP and convolutional), their loss and training loop.",
+    ),
     "03_variational_autoencoders": (
-        "vae", "Lesson 03's variational autoencoder, conditional VAE, ELBO terms, IWAE and training loop."),
+        "vae",
+        "Lesson 03's variational autoencoder, conditional VAE, ELBO terms, IWAE and training loop.",
+    ),
 }
 EXPORT_TAG = "export"
-#: What every lesson's setup cell imports; exported cells may use these names without importing them.
+#: What every lesson's setup cell imports; exported cells may use these names without importing
+#: them.
 EXPORT_IMPORTS = """import math
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
@@ -46,8 +59,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn"""
 
-BADGE_RE = re.compile(r"\[!\[Open In Colab\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)]*\)")
-BLOCK_START = "# --- Colab only: fetch the course and install its helpers (does nothing elsewhere) ---"
+BADGE_RE = re.compile(r"\[!\[Open In Colab\]"
+                      r"\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]"
+                      r"\([^)]*\)")
+BLOCK_START = ("# --- Colab only: fetch the course and install its helpers "
+               "(does nothing elsewhere) ---")
 BLOCK_END = "# --- end of Colab block ---"
 
 
@@ -55,17 +71,21 @@ def _github_path() -> str:
     return REPO_URL.rstrip("/").split("github.com/")[-1]
 
 
-COLAB_URL_RE = re.compile(r"https://colab\.research\.google\.com/github/[^)\s]*?/blob/[^/)\s]+/(notebooks/[^)\s]+\.ipynb)")
+COLAB_URL_RE = re.compile(r"https://colab\.research\.google\.com/github/"
+                          r"[^)\s]*?/blob/[^/)\s]+/(notebooks/[^)\s]+\.ipynb)")
 
 
 def colab_url(relpath: str) -> str:
-    """The Colab address that opens the notebook at ``relpath`` (relative to the repo root) from GitHub."""
+    """The Colab address that opens the notebook at ``relpath`` (relative to the repo root)
+    from GitHub."""
     return f"https://colab.research.google.com/github/{_github_path()}/blob/{REPO_BRANCH}/{relpath}"
 
 
 def colab_badge(relpath: str) -> str:
-    """Markdown for the "Open in Colab" badge of the notebook at ``relpath`` (relative to the repo root)."""
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(relpath)})"
+    """Markdown for the "Open in Colab" badge of the notebook at ``relpath`` (relative to
+    the repo root)."""
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"({colab_url(relpath)})")
 
 
 def colab_block() -> str:
@@ -76,8 +96,10 @@ def colab_block() -> str:
         'if "google.colab" in sys.modules:',
         '    if not os.path.isdir("/content/deepgen"):',
         f'        url = "{REPO_URL}"',
-        '        subprocess.run(["git", "clone", "-q", "--depth", "1", url, "/content/deepgen"], check=True)',
-        "        # Installs only what is missing: Colab's torch, numpy and matplotlib satisfy the ranges.",
+        ('        subprocess.run(["git", "clone", "-q", "--depth", "1", url, '
+         '"/content/deepgen"], check=True)'),
+        ("        # Installs only what is missing: Colab's torch, numpy and matplotlib "
+         "satisfy the ranges."),
         '        pip = [sys.executable, "-m", "pip", "install", "-q"]',
         '        subprocess.run(pip + ["-e", "/content/deepgen"], check=True)',
         '    sys.path.insert(0, "/content/deepgen")',
@@ -85,13 +107,15 @@ def colab_block() -> str:
     ])
 
 
-#: The kernelspec JupyterLab writes for the standard ipykernel. Stored notebooks carry exactly this, so that
-#: opening a lesson in JupyterLab does not mark it changed (Colab reads it and keeps its own copy).
+#: The kernelspec JupyterLab writes for the standard ipykernel. Stored notebooks carry exactly this,
+#: so that opening a lesson in JupyterLab does not mark it changed (Colab reads it and keeps its own
+#: copy).
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 
 
 def _notebooks() -> List[Path]:
-    return sorted(p for p in (repo_root() / "notebooks").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    return sorted(p for p in (repo_root() / "notebooks").rglob("*.ipynb")
+                  if ".ipynb_checkpoints" not in p.parts)
 
 
 def _src(cell) -> str:
@@ -99,7 +123,8 @@ def _src(cell) -> str:
 
 
 def exported_module(nb_path: Path) -> str:
-    """The text of the module that ``sync`` writes from the ``export`` cells of the notebook ``nb_path``."""
+    """The text of the module that ``sync`` writes from the ``export`` cells of the
+    notebook ``nb_path``."""
     import nbformat
 
     if nb_path.stem not in EXPORTS:
@@ -107,21 +132,24 @@ def exported_module(nb_path: Path) -> str:
                          f'"{nb_path.stem}": ("<module>", "<what it holds>") to export its cells.')
     module, about = EXPORTS[nb_path.stem]
     nb = nbformat.read(str(nb_path), as_version=4)
-    cells = [c for c in nb.cells if c.cell_type == "code" and EXPORT_TAG in c.metadata.get("tags", [])]
+    cells = [c for c in nb.cells
+             if c.cell_type == "code" and EXPORT_TAG in c.metadata.get("tags", [])]
     if not cells:
-        raise ValueError(f"{nb_path.name} has no code cell tagged {EXPORT_TAG!r}, but publish.EXPORTS lists it; "
-                         f"tag the cells to export or remove the entry.")
+        raise ValueError(f"{nb_path.name} has no code cell tagged {EXPORT_TAG!r}, but "
+                         "publish.EXPORTS lists it; tag the cells to export or remove the entry.")
     rel = nb_path.relative_to(repo_root()).as_posix()
     parts = [f'"""{about}\n\nGenerated from {rel} (its cells tagged "{EXPORT_TAG}") by\n'
-             f"`python -m deepgen_helpers.publish sync`. Do not edit this file: edit those cells in the notebook,\n"
-             f'then run that command. The notebook explains every line.\n"""', EXPORT_IMPORTS]
+             "`python -m deepgen_helpers.publish sync`. "
+             "Do not edit this file: edit those cells in the notebook,\n"
+             'then run that command. The notebook explains every line.\n"""', EXPORT_IMPORTS]
     for cell in cells:
         parts.append(f"# --- {rel}, cell {cell.get('id')} ---\n" + _src(cell).strip("\n"))
     return "\n\n\n".join(parts) + "\n"
 
 
 def _export_problems(write: bool) -> List[str]:
-    """Export every notebook of :data:`EXPORTS`; return "<file>: <why>" for each module that differed."""
+    """Export every notebook of :data:`EXPORTS`; return "<file>: <why>" for each
+    module that differed."""
     problems = []
     models = repo_root() / "deepgen_helpers" / "models"
     expected = {}
@@ -137,24 +165,24 @@ def _export_problems(write: bool) -> List[str]:
         if not target.exists():
             problems.append(f"{rel}: missing (it is generated from the notebook's export cells)")
         elif target.read_text() != text:
-            problems.append(f"{rel}: differs from the export cells of its notebook (edit the notebook, not the "
-                            f"module)")
+            problems.append(f"{rel}: differs from the export cells of its notebook (edit the "
+                            "notebook, not the module)")
         else:
             continue
         if write:
             target.write_text(text)
     for path in sorted(models.glob("*.py")):
         if path.name != "__init__.py" and path.name not in expected:
-            problems.append(f"{path.relative_to(repo_root()).as_posix()}: not generated from any notebook "
-                            f"(add its notebook to publish.EXPORTS, or delete it)")
+            problems.append(f"{path.relative_to(repo_root()).as_posix()}: not generated from any "
+                            "notebook (add its notebook to publish.EXPORTS, or delete it)")
     return problems
 
 
 def sync(check: bool = False) -> List[str]:
     """Export lesson code to ``models/``, rewrite badges, Colab blocks and the README's Colab links.
 
-    Returns one ``"<file>: <what was out of date>"`` line per file that changed (with ``check=True``: that
-    would change; nothing is written).
+    Returns one ``"<file>: <what was out of date>"`` line per file that changed (with
+    ``check=True``: that would change; nothing is written).
     """
     import nbformat
 
@@ -194,7 +222,8 @@ def sync(check: bool = False) -> List[str]:
 
 
 def clean_outputs(nb) -> None:
-    """Drop widget state, timing metadata and widget views (keeping their text); set the kernelspec, in place."""
+    """Drop widget state, timing metadata and widget views (keeping their text); set the
+    kernelspec, in place."""
     nb.metadata.pop("widgets", None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)
     for cell in nb.cells:
@@ -207,7 +236,8 @@ def clean_outputs(nb) -> None:
 
 
 def execute(path: Path, mode: str = "default", timeout: int = 1800) -> float:
-    """Run ``path`` in a fresh kernel with ``DEEPGEN_MODE=mode`` and store its clean outputs; return seconds."""
+    """Run ``path`` in a fresh kernel with ``DEEPGEN_MODE=mode`` and store its clean outputs;
+    return seconds."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -226,7 +256,8 @@ def _notebook_arg(text: str) -> Path:
     """``execute``'s notebook argument: an existing ``.ipynb`` file."""
     path = Path(text)
     if path.suffix != ".ipynb" or not path.is_file():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a notebook file (.ipynb) that exists here")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a notebook file (.ipynb) "
+                                         "that exists here")
     return path
 
 
@@ -248,12 +279,13 @@ def main(argv=None) -> int:
             return 0
         print("\n".join(changed))
         if args.check:
-            print("Out of date. Run `python -m deepgen_helpers.publish sync` and commit the result.",
-                  file=sys.stderr)
+            print("Out of date. Run `python -m deepgen_helpers.publish sync` "
+                  "and commit the result.", file=sys.stderr)
             return 1
         return 0
     for nb in args.notebooks:
-        print(f"{nb}: executed in {execute(nb.resolve(), args.mode):.0f} s ({args.mode} mode)", flush=True)
+        print(f"{nb}: executed in {execute(nb.resolve(), args.mode):.0f} s ({args.mode} mode)",
+              flush=True)
     return 0
 
 

@@ -1,5 +1,6 @@
-"""Plumbing for the training loops that lessons write themselves: progress bars, loss history, live plots,
-and load-or-train for shipped checkpoints. The loop, the loss and the optimiser step stay in the lesson."""
+"""Plumbing for the training loops that lessons write themselves: progress bars, loss history, live
+plots, and load-or-train for shipped checkpoints. The loop, the loss and the optimiser step stay in
+the lesson."""
 from __future__ import annotations
 
 import os
@@ -33,17 +34,22 @@ class _OneLineBar(plain_tqdm):
         if not self._reported and not self.disable:
             self._reported = True
             d = self.format_dict
-            steps = f"{d['n']:,}" + (f"/{d['total']:,}" if d["total"] and d["total"] != d["n"] else "")
+            steps = f"{d['n']:,}" + (f"/{d['total']:,}" if d["total"] and d["total"] != d["n"]
+                                     else "")
             tail = f", {d['postfix']}" if d.get("postfix") else ""
-            print(f"{self.desc or 'progress'}: {steps} steps in {d['elapsed']:.0f} s{tail}", flush=True)
+            print(f"{self.desc or 'progress'}: {steps} steps in {d['elapsed']:.0f} s{tail}",
+                  flush=True)
         super().close()
 
 
-def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "", **kwargs):
-    """A progress bar (``tqdm.auto``: a widget in notebooks, text in a terminal). Use ``bar.set_postfix(loss=...)``.
+def progress(iterable: Optional[Iterable] = None, total: Optional[int] = None, desc: str = "",
+             **kwargs):
+    """A progress bar (``tqdm.auto``: a widget in notebooks, text in a terminal). Use
+    ``bar.set_postfix(loss=...)``.
 
-    In headless runs (``$DEEPGEN_PLAIN_PROGRESS`` set: stored outputs, benchmarks) it prints one line when it
-    closes instead, e.g. ``VAE: 4,680 steps in 61 s, neg_elbo=97.9``, so stored notebooks hold no floods of text.
+    In headless runs (``$DEEPGEN_PLAIN_PROGRESS`` set: stored outputs, benchmarks) it prints one
+    line when it closes instead, e.g. ``VAE: 4,680 steps in 61 s, neg_elbo=97.9``, so stored
+    notebooks hold no floods of text.
     """
     if os.environ.get(PLAIN_PROGRESS_ENV):
         return _OneLineBar(iterable, total=total, desc=desc, **kwargs)
@@ -143,8 +149,8 @@ def _one_number(value: object, name: str) -> float:
         value = value.detach()
     if hasattr(value, "numel") and value.numel() != 1:
         raise ValueError(f"log({name}=...) needs one number, got a tensor of shape "
-                         f"{tuple(value.shape)}; "
-                         f"log {name}.item(), or {name}.mean().item() for a batch of values.")
+                         f"{tuple(value.shape)}; log {name}.item(), or {name}.mean().item() for "
+                         "a batch of values.")
     if isinstance(value, (str, bytes, bool)) or value is None:
         raise TypeError(f"log({name}=...) needs a number, got {value!r}.")
     try:
@@ -169,9 +175,8 @@ def retrain_requested() -> bool:
         return True
     if value in _FALSE:
         return False
-    raise ValueError(f"{RETRAIN_ENV}={raw!r} is not understood; set it to 1 (retrain) or 0 (load "
-                     f"shipped "
-                     f"checkpoints), or unset it. Accepted: "
+    raise ValueError(f"{RETRAIN_ENV}={raw!r} is not understood; set it to 1 (retrain) or 0 "
+                     "(load shipped checkpoints), or unset it. Accepted: "
                      f"{', '.join(v for v in _TRUE + _FALSE if v)}.")
 
 
@@ -190,22 +195,20 @@ def load_or_train(name: str, model: nn.Module, train_fn: Callable[[nn.Module], O
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}.")
     if not callable(train_fn):
-        raise TypeError(f"train_fn must be a function that trains the model, got "
-                        f"{type(train_fn).__name__}; "
-                        "pass the function itself, without ().")
+        raise TypeError("train_fn must be a function that trains the model, got "
+                        f"{type(train_fn).__name__}; pass the function itself, without ().")
     if retrain is None:
         retrain = retrain_requested()
     elif not isinstance(retrain, (bool, np.bool_)):
-        raise TypeError(f"retrain must be True, False or None (read {RETRAIN_ENV}), got "
-                        f"{retrain!r}.")
+        raise TypeError(f"retrain must be True, False or None (read {RETRAIN_ENV}), "
+                        f"got {retrain!r}.")
     entries = checkpoints.read_manifest()
     if not retrain and name in entries:
         try:
             payload = checkpoints.load_shipped(name, model)
         except checkpoints.CheckpointError as exc:
             raise checkpoints.CheckpointError(f"{exc}\nTo train from scratch instead, pass "
-                                              f"retrain=True "
-                                              f"(or set {RETRAIN_ENV}=1).") from None
+                                              f"retrain=True (or set {RETRAIN_ENV}=1).") from None
         entry = entries[name]
         size = (f"{entry['bytes'] / 1e6:.1f} MB, " if isinstance(entry.get("bytes"), (int, float))
                 else "")
@@ -226,6 +229,6 @@ def load_or_train(name: str, model: nn.Module, train_fn: Callable[[nn.Module], O
     print(f"Training {type(model).__name__} from scratch{why}")
     info = train_fn(model)
     if info is not None and not isinstance(info, dict):
-        raise TypeError(f"train_fn should return a dict (e.g. {{'history': history}}) or None, got "
+        raise TypeError("train_fn should return a dict (e.g. {'history': history}) or None, got "
                         f"{type(info).__name__}; the model itself is trained.")
     return {"source": "trained", **(info or {})}

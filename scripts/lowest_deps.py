@@ -2,8 +2,8 @@
 
     python scripts/lowest_deps.py > /tmp/lowest.txt      # e.g. torch==2.1.0, numpy==1.24.0, ...
 
-Read from pyproject.toml (runtime and the lab/test extras), so the pins follow the declared ranges: if a lower
-bound stops being true, `scripts/test_oldest.sh` fails and the bound must move up.
+Read from pyproject.toml (runtime and the lab/test extras), so the pins follow the declared ranges:
+if a lower bound stops being true, `scripts/test_oldest.sh` fails and the bound must move up.
 """
 from __future__ import annotations
 
@@ -26,7 +26,8 @@ def lowest_pins(pyproject: Path = ROOT / "pyproject.toml", extras=("test",)) -> 
         reqs += project.get("optional-dependencies", {}).get(extra, [])
     pins = []
     for req in reqs:
-        m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(,.*)?", req.split(";")[0])
+        m = re.fullmatch(r"\s*([A-Za-z0-9_.\-]+)\s*>=\s*([0-9][0-9A-Za-z.]*)\s*(,.*)?",
+                         req.split(";")[0])
         if not m:
             raise SystemExit(f"pyproject.toml: {req!r} has no '>=' lower bound; give it one.")
         pins.append(f"{m.group(1)}=={m.group(2)}")

@@ -64,8 +64,8 @@ def test_clean_outputs_drops_widget_state_and_views():
     nb.cells = [cell]
     publish.clean_outputs(nb)
     assert "widgets" not in nb.metadata and "execution" not in cell.metadata
-    assert cell.outputs[0]["data"] == {"text/plain": "(interactive widget: run the notebook to use "
-                                                     "it)"}
+    assert cell.outputs[0]["data"] == {"text/plain": "(interactive widget: run the "
+                                                     "notebook to use it)"}
 
 
 def test_sync_rewrites_readme_links_from_repo_url(monkeypatch, tmp_path):
@@ -74,8 +74,8 @@ def test_sync_rewrites_readme_links_from_repo_url(monkeypatch, tmp_path):
     (tmp_path / "README.md").write_text(f"[badge]({old}) and more")
     monkeypatch.setattr(publish, "repo_root", lambda: tmp_path)
     monkeypatch.setattr(publish, "EXPORTS", {})
-    assert publish.sync(check=True) == ["README.md: Colab links out of date (config.REPO_URL "
-                                        "changed?)"]
+    assert publish.sync(check=True) == ["README.md: Colab links out of date "
+                                        "(config.REPO_URL changed?)"]
     publish.sync()
     assert publish.colab_url("notebooks/01_x.ipynb") in (tmp_path / "README.md").read_text()
     assert publish.sync(check=True) == []
@@ -108,8 +108,7 @@ def _tiny_repo(tmp_path, monkeypatch):
 def test_sync_exports_tagged_cells_and_check_says_what_differs(tmp_path, monkeypatch):
     module = _tiny_repo(tmp_path, monkeypatch)
     assert publish.sync(check=True) == ["deepgen_helpers/models/toy.py: missing (it is generated "
-                                        "from the "
-                                        "notebook's export cells)"]
+                                        "from the notebook's export cells)"]
     assert not module.exists(), "--check must not write"
     publish.sync()
     text = module.read_text()

@@ -154,7 +154,8 @@ def test_misspelt_shipped_name_suggests_the_closest():
 
 
 def test_loading_a_shipped_checkpoint_prints_no_warning():
-    """torch 2.1-2.3 warn "TypedStorage is deprecated" on every safe load; learners must not see it."""
+    """torch 2.1-2.3 warn "TypedStorage is deprecated" on every safe load; learners must not
+    see it."""
     import warnings
 
     with warnings.catch_warnings():

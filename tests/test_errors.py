@@ -48,7 +48,7 @@ BAD_INPUTS = {
     "n is a float": (lambda: data.load_images("mnist", "test", n=2.5), "n must be a whole number"),
     "negative seed": (
         lambda: data.load_images("mnist", "test", n=5, seed=-1),
-        "seed must be at " "least 0",
+        "seed must be at least 0",
     ),
     "device 'gpu' in a loader": (
         lambda: data.load_mnist("test", n=5, device="gpu"),
@@ -71,7 +71,7 @@ BAD_INPUTS = {
     ),
     "class_entropy of negative labels": (
         lambda: metrics.class_entropy(torch.tensor([-1, 2])),
-        "0 " "to " "9",
+        "0 to 9",
     ),
     "class_entropy of labels beyond n_classes": (
         lambda: metrics.class_entropy(torch.tensor([12])),
@@ -82,18 +82,18 @@ BAD_INPUTS = {
     "fid on one image": (lambda: metrics.fid(X[:1], X), "at least 2"),
     "fid on channels-last images": (
         lambda: metrics.fid(X.permute(0, 2, 3, 1), X),
-        "permute\\(0, " "3, 1, 2\\)",
+        "permute\\(0, 3, 1, 2\\)",
     ),
     "fid on 0-255 images": (lambda: metrics.fid(X * 255, X), "divide by 255"),
     "fid on uint8 images": (lambda: metrics.fid((X * 255).byte(), X), "divide by 255"),
     "fid on [-1, 1] images": (lambda: metrics.fid(X * 2 - 1, X), "\\(x \\+ 1\\) / 2"),
     "fid with a misspelt dataset": (
         lambda: metrics.fid(X, X, dataset="mnsit"),
-        "Did you mean " "'mnist'",
+        "Did you mean 'mnist'",
     ),
     "fid on images of another size": (
         lambda: metrics.fid(torch.rand(3, 3, 32, 32), X),
-        "\\(N, 1, " "28, 28\\)",
+        "\\(N, 1, 28, 28\\)",
     ),
     "predict with batch_size 0": (lambda: metrics.predict(X, batch_size=0), "batch_size"),
     "class_accuracy with probability labels": (
@@ -125,7 +125,7 @@ BAD_INPUTS = {
     # classifier
     "accuracy with labels of another length": (
         lambda: accuracy(load_classifier("mnist"), X, torch.zeros(8, dtype=torch.long)),
-        "one per " "image",
+        "one per image",
     ),
     "accuracy on no images": (
         lambda: accuracy(load_classifier("mnist"), X[:0], torch.zeros(0)),
@@ -143,7 +143,7 @@ BAD_INPUTS = {
     "show_images of 0-255 images": (lambda: plotting.show_images(X * 255), "divide by 255"),
     "show_images of [-1, 1] images on [0, 1]": (
         lambda: plotting.show_images(X * 2 - 1),
-        "vmin and " "vmax",
+        "vmin and vmax",
     ),
     "show_images of NaN images": (
         lambda: plotting.show_images(torch.full((2, 1, 4, 4), float("nan"))),
@@ -155,7 +155,7 @@ BAD_INPUTS = {
     ),
     "show_images of 5 channels": (
         lambda: plotting.show_images(torch.rand(2, 5, 8, 8)),
-        "5 " "channels",
+        "5 channels",
     ),
     "show_images with nrow 0": (lambda: plotting.show_images(X, nrow=0), "nrow"),
     "show_images of no images": (lambda: plotting.show_images(X[:0]), "0 images"),
@@ -195,7 +195,7 @@ BAD_INPUTS = {
     ),
     "LossHistory.log of a string": (
         lambda: training.LossHistory().log(loss="abc"),
-        "needs a " "number",
+        "needs a number",
     ),
     "LossHistory.log of None": (lambda: training.LossHistory().log(loss=None), "needs a number"),
     "LossHistory with live_every -1": (lambda: training.LossHistory(live_every=-1), "live_every"),
@@ -235,7 +235,7 @@ BAD_INPUTS = {
     "load_into an int": (lambda: ck.load_into(Tiny(), 5), "checkpoint path"),
     "misspelt shipped checkpoint": (
         lambda: ck.shipped_path("vae_mnsit"),
-        "Did you mean " "'vae_mnist'",
+        "Did you mean 'vae_mnist'",
     ),
     # bench
     "bench.record of a vector": (lambda: bench.record(fid=torch.ones(2)), "fid.item\\(\\)"),
@@ -498,8 +498,8 @@ def test_unwritable_folder_is_a_clear_error_and_keeps_the_old_file(tmp_path, mon
         raise PermissionError(13, "Permission denied")
 
     monkeypatch.setattr(ck.tempfile, "mkstemp", read_only)
-    with pytest.raises(ck.CheckpointError, match="Cannot write .*Permission denied.*folder you can "
-                                                 "write"):
+    with pytest.raises(ck.CheckpointError,
+                       match="Cannot write .*Permission denied.*folder you can write"):
         ck.save_checkpoint(path, Tiny())
     assert path.read_bytes() == before
 
@@ -669,8 +669,8 @@ def test_record_refuses_a_damaged_metrics_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["execute", "notebooks/00_welcome_and_setup.ipynb", "--mode", "turbo"], "invalid choice: "
-                                                                             "'turbo'"),
+    (["execute", "notebooks/00_welcome_and_setup.ipynb", "--mode", "turbo"],
+     "invalid choice: 'turbo'"),
     (["execute", "no_such.ipynb"], "not a notebook file"),
 ])
 def test_publish_execute_validates_its_arguments(argv, message, capsys):

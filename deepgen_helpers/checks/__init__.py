@@ -225,24 +225,24 @@ def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "", 
             print(f"❌ {title}: not implemented yet (the function raises NotImplementedError).")
             return CheckResult(False)
         except TimeoutError:
-            print(f"❌ {title}: {label} took longer than {time_limit:g} s, so the check stopped waiting. "
-                  "Look for a loop that never ends; it may still be running in the background, so "
-                  "restart the kernel if the CPU stays busy.")
+            print(f"❌ {title}: {label} took longer than {time_limit:g} s, so the check stopped "
+                  "waiting. Look for a loop that never ends; it may still be running in the "
+                  "background, so restart the kernel if the CPU stays busy.")
             return CheckResult(False)
         except Exception as exc:  # the learner's code may raise anything; report it kindly
             return fail(f"{label} raised {type(exc).__name__}: {exc}{_where(exc)}.")
         changed = _changed_inputs(names, given, pristine)
         if changed:
             return fail(f"{label}: your function changed its input {', '.join(changed)} in place, "
-                        "which would silently corrupt your own tensors. Compute a new tensor instead "
-                        "(x = x * 2, not x *= 2; torch.where(...), not x[mask] = 0).")
+                        "which would silently corrupt your own tensors. Compute a new tensor "
+                        "instead (x = x * 2, not x *= 2; torch.where(...), not x[mask] = 0).")
         try:
             ok = bool(compare(got, case.expected))
-        except Exception:  # a result of an unexpected type can break a comparison; it is still wrong
+        except Exception:  # a result of an unexpected type can break a comparison; still wrong
             ok = False
         if not ok:
-            return fail(f"{label} failed.\n   expected {_short(case.expected)}\n   got      "
-                        f"{_short(got)}")
+            return fail(f"{label} failed.\n   expected {_short(case.expected)}\n"
+                        f"   got      {_short(got)}")
     print(f"✅ {title}: all {len(cases)} hidden cases pass.")
     return CheckResult(True)
 

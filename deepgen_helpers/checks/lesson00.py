@@ -29,7 +29,8 @@ def check_count_per_class(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckRe
         ),
     ]
     return run_checks("count_per_class", fn, cases,
-                      hint="torch.bincount(labels, minlength=10) counts every class, even absent ones.")
+                      hint="torch.bincount(labels, minlength=10) counts every class, "
+                           "even absent ones.")
 
 
 def check_to_symmetric(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResult:
@@ -40,26 +41,29 @@ def check_to_symmetric(fn: Callable[[torch.Tensor], torch.Tensor]) -> CheckResul
              "the end points and the middle"),
         Case((x,), 2 * x - 1, "a batch of images (shape must be kept)"),
     ]
-    return run_checks("to_symmetric", fn, cases, hint="A line through (0, -1) and (1, 1): y = 2x - 1.")
+    return run_checks("to_symmetric", fn, cases,
+                      hint="A line through (0, -1) and (1, 1): y = 2x - 1.")
 
 
 def check_seeded_noise(fn: Callable[[int], torch.Tensor]) -> CheckResult:
     """``fn(seed) -> (16, 2)`` standard-normal noise that depends only on ``seed``.
 
-    Any correct method passes (a local ``torch.Generator``, or NumPy's ``default_rng(seed)`` turned into a
-    tensor); what fails is what goes wrong in practice: results that follow the global seed, answers that
-    reseed the global random state (``torch.manual_seed`` inside the function silently resets everyone
-    else's randomness), the same noise for every seed, or noise that is not standard normal.
+    Any correct method passes (a local ``torch.Generator``, or NumPy's ``default_rng(seed)`` turned
+    into a tensor); what fails is what goes wrong in practice: results that follow the global seed,
+    answers that reseed the global random state (``torch.manual_seed`` inside the function silently
+    resets everyone else's randomness), the same noise for every seed, or noise that is not standard
+    normal.
     """
     import numpy as np
 
     title = "seeded_noise"
     if not callable(fn):
-        print(f"❌ {title}: expected a function, got {type(fn).__name__}. Pass the function itself.")
+        print(f"❌ {title}: expected a function, got {type(fn).__name__}. "
+              "Pass the function itself.")
         return CheckResult(False)
     hint = ("Make a local generator: g = torch.Generator().manual_seed(seed); then "
             "torch.randn(16, 2, generator=g).")
-    saved = torch.get_rng_state(), np.random.get_state()      # restored afterwards: the learner's own
+    saved = torch.get_rng_state(), np.random.get_state()  # restored afterwards: the learner's own
     try:
         return _seeded_noise_verdict(fn, title, hint)
     finally:
@@ -79,12 +83,13 @@ def _seeded_noise_verdict(fn: Callable[[int], torch.Tensor], title: str, hint: s
             got = call_with_time_limit(fn, (s,))
             if not torch.equal(before[0], torch.get_rng_state()) or \
                     not np.array_equal(before[1], np.random.get_state()[1]):
-                print(f"❌ {title}: calling it used or changed the global random state (seed {s}). Then "
-                      "the noise depends on what ran before, and reseeding globally (torch.manual_seed, "
-                      "np.random.seed) resets everyone else's randomness.")
+                print(f"❌ {title}: calling it used or changed the global random state (seed {s}). "
+                      "Then the noise depends on what ran before, and reseeding globally "
+                      "(torch.manual_seed, np.random.seed) resets everyone else's randomness.")
                 print(f"   Hint: {hint}")
                 return CheckResult(False)
-            if not isinstance(got, torch.Tensor) or got.shape != (16, 2) or not got.is_floating_point():
+            if (not isinstance(got, torch.Tensor) or got.shape != (16, 2)
+                    or not got.is_floating_point()):
                 what = (f"shape {tuple(got.shape)} {got.dtype}" if isinstance(got, torch.Tensor)
                         else type(got).__name__)
                 print(f"❌ {title}: expected a float tensor of shape (16, 2), got {what}.")
@@ -100,8 +105,8 @@ def _seeded_noise_verdict(fn: Callable[[int], torch.Tensor], title: str, hint: s
         print(f"   Hint: {hint}")
         return CheckResult(False)
     if not torch.equal(torch.as_tensor(again).double().cpu(), outputs[123]):
-        print(f"❌ {title}: seed 123 gave different noise on a second call; the result must depend only "
-              "on the seed, not on the global random state.")
+        print(f"❌ {title}: seed 123 gave different noise on a second call; the result must depend "
+              "only on the seed, not on the global random state.")
         print(f"   Hint: {hint}")
         return CheckResult(False)
     if torch.equal(outputs[0], outputs[1]):
@@ -110,9 +115,11 @@ def _seeded_noise_verdict(fn: Callable[[int], torch.Tensor], title: str, hint: s
     pool = torch.cat([outputs[s] for s in range(200, 260)]).flatten()       # 1,920 values
     inside = (pool.abs() < 1).double().mean()                              # N(0, 1): 0.683
     if abs(pool.mean()) > 0.1 or not 0.9 < pool.std() < 1.1 or abs(inside - 0.683) > 0.05:
-        print(f"❌ {title}: over 60 seeds the values have mean {pool.mean():.2f}, standard deviation "
-              f"{pool.std():.2f} and {inside:.0%} within ±1; standard normal noise has 0, 1 and 68 %.")
+        print(f"❌ {title}: over 60 seeds the values have mean {pool.mean():.2f}, standard "
+              f"deviation {pool.std():.2f} and {inside:.0%} within ±1; standard normal noise "
+              "has 0, 1 and 68 %.")
         print("   Hint: torch.randn (or rng.standard_normal), not torch.rand (uniform).")
         return CheckResult(False)
-    print(f"✅ {title}: reproducible, depends only on the seed, leaves the global random state alone.")
+    print(f"✅ {title}: reproducible, depends only on the seed, "
+          "leaves the global random state alone.")
     return CheckResult(True)
