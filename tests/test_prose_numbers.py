@@ -11,7 +11,8 @@ with "about", "roughly", "≈" or "~" must appear, rounded to the precision it i
 or be on the small allow-list below (mathematical constants, and entries naming the cell and the reason).
 A range ``A-B`` passes when some printed value lies in it. Not checked: section, equation and figure numbers
 (``§9.3.3``, ``Eq. 9.7``, headings ``### 4.1``), years, inline code, links, and durations and sizes in the title
-cell (run times cannot be stored outputs). One test per notebook, so each lesson's result stands alone.
+cell and the "Instructor notes" cell (run times and file sizes cannot be stored outputs). One test per notebook,
+so each lesson's result stands alone.
 """
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ SOLUTIONS = sorted((NOTEBOOK_DIR / "solutions").glob("[0-9][0-9]_*_solutions.ipy
 
 #: Constants written in prose, as (regular expression around the number, why it needs no output).
 CONSTANTS: List[Tuple[str, str]] = [
-    (r"(\\ln|\\log|ln|log)\s*10\s*(\\approx|≈|=)\s*2\.30", "ln 10 = 2.302..."),
+    (r"(\\ln|\\log|ln|log)\s*10\s*(\\approx|≈|=)\s*2\.3", "ln 10 = 2.302..."),
     (r"(\\ln|\\log|ln|log)\s*2\s*(\\approx|≈|=)\s*0\.69", "ln 2 = 0.693..."),
     (r"\\pi\s*(\\approx|≈)\s*3\.14", "pi"),
     (r"\be\s*(\\approx|≈)\s*2\.718", "Euler's number"),
@@ -64,6 +65,7 @@ def _clean_markdown(text: str) -> str:
     text = re.sub(r"\]\([^)]*\)", "] ", text)                              # link targets
     text = re.sub(r"https?://\S+", " ", text)                               # bare addresses
     text = re.sub(r"^#+\s*[\d.]+", "#", text, flags=re.M)                   # heading numbers
+    text = re.sub(r"\*\*\d+(?:\.\d+)+\s", "** ", text)                         # bold run-in headings
     text = re.sub(REFERENCE + r"\s*\d[\d.]*(?:\s*(?:-|–|,|and|&)\s*\d[\d.]*)*", " ", text)
     text = re.sub(r"\b\d+(?:\.\d+){2,}\b", " ", text)                       # 9.3.3, 2.13.0
     text = re.sub(r"\b(?:1[89]|20)\d\d[a-z]?\b(?!\.\d)", " ", text)          # years
@@ -186,14 +188,15 @@ def _problems(path: Path) -> List[str]:
             continue
         text = _text(cell)
         is_title = i == 0
+        is_notes = bool(re.match(r"#+\s*Instructor notes", text.lstrip()))
         cross = tuple(v for p in _named_lessons(text) for v in _values(str(p), False))
         for a, b, context, percent, has_unit in _claims(text):
             if any(re.search(rx, context) for rx, _ in CONSTANTS):
                 continue
             if (cell.get("id"), a) in allowed:
                 continue
-            if is_title and has_unit:
-                continue                                     # run times and sizes in the title cell
+            if (is_title or is_notes) and has_unit:
+                continue                         # run times and sizes in the title and instructor notes
             values = own + cross
             if b is not None:
                 ok = _in_range(a, b, values) or (_matches(a, values, percent) and _matches(b, values, percent))
@@ -233,6 +236,7 @@ def test_claims_skip_references_and_find_results():
           "about 160 nats, a test NLL of 2.524, and `lr=0.05`. See [x](a/b1.5.ipynb). A 32x32 image, 10^6 points.")
     claims = [(a, b) for a, b, *_ in _claims(md)]
     assert claims == [("160", None), ("2.524", None)]
+    assert [a for a, *_ in _claims("**8.1 The holes** are about 3.5 nats deep")] == ["3.5"]
 
 
 def test_named_lessons():
