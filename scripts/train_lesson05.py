@@ -1,0 +1,142 @@
+"""Train lesson 05's shipped conditional GANs, and check the lesson's recipe over seeds, with the lesson's own code.
+
+    python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half          # cgan_mnist
+    python scripts/train_lesson05.py cgan --dataset fashion_mnist --steps 24000 --half  # cgan_fashion_mnist
+    python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000                   # the lesson's run, 3 seeds
+    python scripts/train_lesson05.py ablate --seeds 0 1 --steps 3000                    # one change at a time
+
+Everything uses ``deepgen_helpers.models.dcgan`` (exported from the lesson's cells): ``Generator``,
+``Discriminator``, ``init_weights``, ``GANTrainConfig`` and ``train_gan``, on all 60,000 training images scaled to
+[-1, 1]. The shipped checkpoints hold the EMA generator's weights (float16 with ``--half``; the quality is measured
+on the rounded weights) and are registered in the manifest with the measured quality:
+
+- FID (course classifier) of 1,000 samples with uniformly random labels against random real test images, with the
+  real-vs-real floor at the same size (``metrics.fid_with_floor``, 3 repeats);
+- class accuracy of 1,000 conditional samples (100 per class), judged by the dataset's course classifier.
+
+``seeds`` and ``ablate`` print one JSON line per run with the lesson's three bars (mean top-class probability, class
+entropy, FID against the floor on 1,000 samples). Run timings under the course's CPU lock; the numbers do not
+depend on it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from deepgen_helpers import checkpoints, data, metrics
+from deepgen_helpers.classifier import load_classifier
+from deepgen_helpers.config import seed_everything
+from deepgen_helpers.models import dcgan as lesson
+
+STEM = "05_dcgan_and_conditional_gans"
+CGAN = dict(n_classes=10)            # the lesson's conditional DCGAN (section 6), shipped after a longer run
+ABLATIONS = {"recipe": ({}, {}), "no_smoothing": ({}, {"smooth": 1.0}), "beta1_0.9": ({}, {"beta1": 0.9}),
+             "spectral_norm": ({"d_norm": "spectral"}, {}), "no_ema": ({}, {"ema_decay": 0.0})}
+
+
+def three_bars(model, dataset="mnist", n=1000, seed=1, conditional=False):
+    """The lesson's bars on n samples (100 per class if conditional, as in section 7.1): mean top-class
+    probability (and SE), class entropy, FID with its spread and the real-vs-real floor."""
+    y = torch.arange(n) % 10 if conditional else None
+    images = lesson.sample(model, n, seed=seed, y=y)
+    with torch.no_grad():
+        probs = F.softmax(load_classifier(dataset)(images), dim=1)
+    top, top_se = metrics.mean_se(probs.max(1).values)
+    x_test, _ = data.load_images(dataset, "test")
+    fid = metrics.fid_with_floor(images, x_test, n=n, repeats=3, dataset=dataset)
+    return {"top_class_prob": round(top, 4), "top_class_prob_se": round(top_se, 4),
+            "class_entropy": round(metrics.class_entropy(probs.argmax(1)), 4),
+            "fid": round(fid["fid"], 2), "fid_sd": round(fid["fid_sd"], 2),
+            "fid_floor": round(fid["floor"], 2), "fid_floor_sd": round(fid["floor_sd"], 2),
+            "fid_over_floor": round(fid["fid"] / fid["floor"], 2)}
+
+
+def class_accuracy(model, dataset, n_per_class=100, seed=2):
+    y = torch.arange(10 * n_per_class) % 10
+    right = (metrics.predict(lesson.sample(model, len(y), seed=seed, y=y), dataset) == y).float()
+    return metrics.mean_se(right)
+
+
+def train(dataset, gan_cfg, train_cfg, conditional):
+    seed_everything(train_cfg.seed)
+    x, y = data.load_images(dataset, "train")
+    G, D = lesson.Generator(gan_cfg), lesson.Discriminator(gan_cfg)
+    lesson.init_weights(G)
+    lesson.init_weights(D)
+    start = time.time()
+    out = lesson.train_gan(G, D, x * 2 - 1, train_cfg, y=y if conditional else None)
+    return G, out, time.time() - start
+
+
+def round_to_half(model):
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("which", choices=["cgan", "seeds", "ablate"])
+    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--only", nargs="+", default=sorted(ABLATIONS), help="ablate: which variants")
+    p.add_argument("--half", action="store_true", help="store float16 weights; quality measured on them")
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (1 for a background run beside others)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    if args.which in ("seeds", "ablate"):
+        variants = {"recipe": ABLATIONS["recipe"]} if args.which == "seeds" else \
+            {k: ABLATIONS[k] for k in args.only}
+        for name, (model_kw, train_kw) in variants.items():
+            for seed in args.seeds:
+                train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=seed, desc=f"{name} seed {seed}",
+                                                  **train_kw)
+                torch.manual_seed(seed)                    # as the lesson: seeds the networks' initial weights
+                G, out, wall = train("mnist", lesson.GANConfig(**CGAN, **model_kw), train_cfg, conditional=True)
+                model = out["ema"] if train_cfg.ema_decay > 0 else G
+                print(json.dumps({"variant": name, "seed": seed, "steps": args.steps, "train_seconds": round(wall, 1),
+                                  **three_bars(model, conditional=True),
+                                  "class_accuracy": round(class_accuracy(model, "mnist")[0], 4)}), flush=True)
+        return 0
+
+    gan_cfg = lesson.GANConfig(**CGAN)
+    train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=args.seed, snapshot_every=args.steps,
+                                      desc=f"cGAN {args.dataset}")
+    torch.manual_seed(args.seed)
+    G, out, wall = train(args.dataset, gan_cfg, train_cfg, conditional=True)
+    model = out["ema"]
+    if args.half:
+        round_to_half(model)
+    acc, acc_se = class_accuracy(model, args.dataset)
+    quality = {"class_accuracy": round(acc, 4), "class_accuracy_se": round(acc_se, 4)}
+    bars = three_bars(model, args.dataset, conditional=True)
+    quality.update({k: bars[k] for k in ("fid", "fid_sd", "fid_floor", "fid_floor_sd", "top_class_prob",
+                                         "class_entropy")})
+    name = f"cgan_{args.dataset}"
+    command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} --steps {args.steps} "
+               f"--seed {args.seed}" + (" --half" if args.half else ""))
+    print(json.dumps({"name": name, "wall_seconds": round(wall, 1), "quality": quality}), flush=True)
+    if not args.no_save:
+        path = checkpoints.checkpoint_dir() / f"{name}.pt"
+        checkpoints.save_checkpoint(path, model, gan_cfg, {"steps": args.steps, "seed": args.seed,
+                                                            "dataset": args.dataset, "weights": "EMA generator"},
+                                    half=args.half)
+        entry = checkpoints.register_checkpoint(name, path, lesson=STEM, command=command, device="cpu",
+                                                wall_seconds=wall, quality=quality)
+        print(json.dumps({"registered": name, "bytes": entry["bytes"]}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
