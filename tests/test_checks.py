@@ -50,9 +50,13 @@ def test_lesson01_checkers():
     assert not lesson01.check_diag_gaussian_log_prob(forgot_log_sigma)
 
     def good_bern(x, p):
+        return (torch.xlogy(x, p) + torch.xlogy(1 - x, 1 - p)).sum(-1)
+
+    def naive_bern(x, p):  # 0 * log(0) = nan where p is 0 or 1
         return (x * p.log() + (1 - x) * (1 - p).log()).sum(-1)
 
     assert lesson01.check_bernoulli_log_likelihood(good_bern)
+    assert not lesson01.check_bernoulli_log_likelihood(naive_bern)
     assert not lesson01.check_bernoulli_log_likelihood(lambda x, p: (x * p.log()).sum(-1))
     assert lesson01.check_bits_per_dim(lambda nll, d: nll / (d * math.log(2)))
     assert not lesson01.check_bits_per_dim(lambda nll, d: nll / d)
