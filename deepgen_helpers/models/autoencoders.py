@@ -22,29 +22,26 @@ class MLPAEConfig:
     latent_dim: int = 32
     hidden: tuple = (512, 256)
 
-
 class MLPAutoencoder(nn.Module):
     """x (B,1,28,28) -> z (B,d) -> logits (B,1,28,28), with fully connected layers."""
 
     def __init__(self, cfg: MLPAEConfig):
         super().__init__()
         self.cfg = cfg
-        sizes = [28 * 28, *cfg.hidden]                                  # 784, 512, 256
-        layers = [nn.Flatten()]                                        # (B,1,28,28) -> (B,784)
+        sizes = [28 * 28, *cfg.hidden]                        # 784, 512, 256
+        layers = [nn.Flatten()]                               # (B,1,28,28) -> (B,784)
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
-        layers.append(nn.Linear(sizes[-1], cfg.latent_dim))            # the bottleneck: no activation
-        self.encoder = nn.Sequential(*layers)
-        sizes = [cfg.latent_dim, *reversed(cfg.hidden)]               # d, 256, 512
+        self.encoder = nn.Sequential(*layers, nn.Linear(sizes[-1], cfg.latent_dim))  # no activation
+        sizes = [cfg.latent_dim, *reversed(cfg.hidden)]       # d, 256, 512
         layers = []
         for a, b in zip(sizes[:-1], sizes[1:]):
             layers += [nn.Linear(a, b), nn.ReLU()]
-        layers += [nn.Linear(sizes[-1], 28 * 28), nn.Unflatten(1, (1, 28, 28))]   # logits (B,1,28,28)
+        layers += [nn.Linear(sizes[-1], 28 * 28), nn.Unflatten(1, (1, 28, 28))]  # logits
         self.decoder = nn.Sequential(*layers)
 
     def encode(self, x):
         return self.encoder(x)            # (B, d)
-
     def decode(self, z):
         return self.decoder(z)            # logits (B, 1, 28, 28); images are torch.sigmoid(logits)
 
@@ -54,15 +51,24 @@ class MLPAutoencoder(nn.Module):
 
 # --- notebooks/02_autoencoders.ipynb, cell c02-009 ---
 def reconstruction_loss(logits, x):
-    """Bernoulli negative log-likelihood (binary cross-entropy) in nats per image, averaged over the batch.
+    """Bernoulli cross-entropy reconstruction cost in nats per image, averaged over the batch.
 
-    logits: (B, 1, 28, 28) decoder outputs; x: (B, 1, 28, 28) targets in [0, 1].
+    logits: (B, 1, 28, 28) decoder outputs; x: (B, 1, 28, 28) targets in [0, 1]. A negative
+    log-likelihood only for binary targets; for grey levels its floor is target_entropy(x).
     """
     return F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
 
 
+def target_entropy(x):
+    """Sum over pixels of the binary entropy H(x_i) in nats, (N,) for x (N,1,28,28) in [0, 1]:
+    the reconstruction cost of a perfect reconstruction, below which no model can go."""
+    return F.binary_cross_entropy(x, x, reduction="none").flatten(1).sum(1)
+
+
 # --- notebooks/02_autoencoders.ipynb, cell c02-012 ---
-from deepgen_helpers.training import LossHistory, progress   # (also in the setup cell; the training script runs this cell alone)
+# (the training script runs these cells without the setup cell)
+from deepgen_helpers.metrics import mean_se
+from deepgen_helpers.training import LossHistory, progress
 
 
 @dataclass
@@ -81,19 +87,22 @@ def add_gaussian_noise(x, sigma, generator=None):
     return (x + noise.to(x.device)).clamp(0, 1)
 
 
+# --- notebooks/02_autoencoders.ipynb, cell c02-052 ---
 def train_autoencoder(model, x_train, cfg: TrainConfig, desc="training"):
-    """Minimise reconstruction_loss(model(x_in), x) over x_train (N,1,28,28); returns the LossHistory."""
+    """Minimise reconstruction_loss(model(x_in), x) over x_train (N,1,28,28).
+
+    Returns the LossHistory."""
     device = next(model.parameters()).device
     g = torch.Generator().manual_seed(cfg.seed)           # shuffling and noise: reproducible
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    history = LossHistory(smooth=25, title=f"{desc}: loss (nats per image)")
+    history = LossHistory(smooth=25, title=f"{desc}: reconstruction cost (nats per image)")
     steps_per_epoch = math.ceil(len(x_train) / cfg.batch_size)
     bar = progress(total=cfg.epochs * steps_per_epoch, desc=desc)
     model.train()
     for epoch in range(cfg.epochs):
         order = torch.randperm(len(x_train), generator=g)
         for i in range(0, len(x_train), cfg.batch_size):
-            x = x_train[order[i:i + cfg.batch_size]]                                 # clean targets (B,1,28,28)
+            x = x_train[order[i:i + cfg.batch_size]]             # clean targets (B,1,28,28)
             x_in = add_gaussian_noise(x, cfg.noise_sigma, g) if cfg.noise_sigma > 0 else x
             loss = reconstruction_loss(model(x_in.to(device)), x.to(device))
             opt.zero_grad()
@@ -107,22 +116,32 @@ def train_autoencoder(model, x_train, cfg: TrainConfig, desc="training"):
     return history
 
 
+# --- notebooks/02_autoencoders.ipynb, cell c02-053 ---
 @torch.no_grad()
-def evaluate_reconstruction(model, x, x_in=None, batch_size=1000):
-    """Reconstruct x (N,1,28,28) from inputs x_in (default: x itself).
+def reconstruction_errors(model, x, x_in=None, batch_size=1000):
+    """Per-image errors of reconstructing x (N,1,28,28) from inputs x_in (default: x itself).
 
-    Returns {"bce": nats per image, "mse": mean squared error per pixel}.
+    Returns {"bce": (N,) reconstruction cost in nats, "mse": (N,) mean squared error per pixel}.
     """
     model.eval()
     device = next(model.parameters()).device
     x_in = x if x_in is None else x_in
-    bce = sq = 0.0
+    bce, mse = [], []
     for i in range(0, len(x), batch_size):
         target = x[i:i + batch_size].to(device)
         logits = model(x_in[i:i + batch_size].to(device))
-        bce += F.binary_cross_entropy_with_logits(logits, target, reduction="sum").item()
-        sq += (torch.sigmoid(logits) - target).pow(2).sum().item()
-    return {"bce": bce / len(x), "mse": sq / x.numel()}
+        cost = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        bce.append(cost.flatten(1).sum(1).cpu())
+        mse.append((torch.sigmoid(logits) - target).pow(2).flatten(1).mean(1).cpu())
+    return {"bce": torch.cat(bce), "mse": torch.cat(mse)}
+
+
+def evaluate_reconstruction(model, x, x_in=None):
+    """Means over x of the per-image "bce" (nats) and "mse" (per pixel), with standard errors."""
+    out = {}
+    for key, values in reconstruction_errors(model, x, x_in).items():
+        out[key], out[f"{key}_se"] = mean_se(values)
+    return out
 
 
 # --- notebooks/02_autoencoders.ipynb, cell c02-022 ---
@@ -132,9 +151,8 @@ class ConvAEConfig:
     latent_dim: int = 16
     channels: tuple = (32, 64)
 
-
 class ConvAutoencoder(nn.Module):
-    """x (B,1,28,28) -> z (B,d) -> logits (B,1,28,28): stride-2 convolutions down, transposed convolutions up."""
+    """x (B,1,28,28) -> z (B,d) -> logits (B,1,28,28): stride-2 convolutions down, transposed up."""
 
     def __init__(self, cfg: ConvAEConfig):
         super().__init__()
@@ -143,21 +161,59 @@ class ConvAutoencoder(nn.Module):
         self.encoder = nn.Sequential(
             nn.Conv2d(1, c1, 4, stride=2, padding=1), nn.ReLU(),    # (B, c1, 14, 14)
             nn.Conv2d(c1, c2, 4, stride=2, padding=1), nn.ReLU(),   # (B, c2, 7, 7)
-            nn.Flatten(),                                           # (B, c2*7*7)
-            nn.Linear(c2 * 7 * 7, cfg.latent_dim),                  # (B, d): the bottleneck
-        )
+            nn.Flatten(), nn.Linear(c2 * 7 * 7, cfg.latent_dim))    # (B, d): the bottleneck
         self.decoder = nn.Sequential(
             nn.Linear(cfg.latent_dim, c2 * 7 * 7), nn.ReLU(),       # (B, c2*7*7)
             nn.Unflatten(1, (c2, 7, 7)),                            # (B, c2, 7, 7)
             nn.ConvTranspose2d(c2, c1, 4, stride=2, padding=1), nn.ReLU(),   # (B, c1, 14, 14)
-            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1),      # logits (B, 1, 28, 28)
-        )
+            nn.ConvTranspose2d(c1, 1, 4, stride=2, padding=1))      # logits (B, 1, 28, 28)
 
     def encode(self, x):
         return self.encoder(x)            # (B, d)
-
     def decode(self, z):
         return self.decoder(z)            # logits (B, 1, 28, 28)
 
     def forward(self, x):
         return self.decode(self.encode(x))
+
+
+# --- notebooks/02_autoencoders.ipynb, cell c02-057 ---
+def code_box(codes, coverage=0.98):
+    """Per-coordinate box (lo (d,), hi (d,)) that holds the central `coverage` of codes (N, d)
+    in each coordinate: a few outlying codes lie far out, and would make the box mostly empty."""
+    tail = (1 - coverage) / 2
+    return torch.quantile(codes, tail, dim=0), torch.quantile(codes, 1 - tail, dim=0)
+
+
+# --- notebooks/02_autoencoders.ipynb, cell c02-037 ---
+from deepgen_helpers.classifier import load_classifier
+
+@torch.no_grad()
+def classifier_confidence(images, batch_size=1000):
+    """The course classifier's largest softmax probability for images (N,1,28,28): (N,)."""
+    clf = load_classifier("mnist")
+    probs = [F.softmax(clf(images[i:i + batch_size].cpu()), 1)
+             for i in range(0, len(images), batch_size)]
+    return torch.cat(probs).max(1).values
+
+@torch.no_grad()
+def measure_holes(decode, codes, n=2000, seed=0):
+    """Compare n codes drawn uniformly from code_box(codes) with the real codes (N, d) themselves.
+
+    decode maps codes (M, d) to images (M,1,28,28) in [0,1]; N up to a few thousand (an N x N
+    distance matrix). Returns {"box": ..., "data": ...}, each a dict of (mean, SE) over its points:
+    "far", the fraction farther from every real code than 99% of real codes are from their nearest
+    neighbour (empty space); "confidence", the course classifier's mean confidence in the decodings;
+    "unsure", the fraction of decodings it is less than 90% sure about.
+    """
+    lo, hi = code_box(codes)
+    u = torch.rand(n, codes.shape[1], generator=torch.Generator().manual_seed(seed))   # (n, d)
+    nn_data = torch.cdist(codes, codes).fill_diagonal_(float("inf")).min(1).values     # (N,)
+    radius = torch.quantile(nn_data, 0.99)
+    result = {}
+    for name, z in (("box", lo + (hi - lo) * u), ("data", codes)):
+        nearest = nn_data if name == "data" else torch.cdist(z, codes).min(1).values    # (M,)
+        conf = classifier_confidence(decode(z))                                      # (M,)
+        result[name] = {"far": mean_se((nearest > radius).float()), "confidence": mean_se(conf),
+                        "unsure": mean_se((conf < 0.9).float())}
+    return result
