@@ -47,6 +47,7 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "vae",
         "Lesson 03's variational autoencoder, conditional VAE, ELBO terms, IWAE and training loop.",
     ),
+    "05_dcgan_and_conditional_gans": ("dcgan", "Lesson 05's DCGAN, conditional GAN and training loop."),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing

@@ -1,22 +1,25 @@
-"""Train lesson 05's shipped conditional GANs, and check the lesson's recipe over seeds, with the lesson's own code.
+"""Train lesson 05's shipped conditional GANs, and check the lesson's recipe over seeds, with the
+lesson's own code.
 
-    python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half          # cgan_mnist
-    python scripts/train_lesson05.py cgan --dataset fashion_mnist --steps 24000 --half  # cgan_fashion_mnist
-    python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000                   # the lesson's run, 3 seeds
-    python scripts/train_lesson05.py ablate --seeds 0 1 --steps 3000                    # one change at a time
+    python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half          # MNIST
+    python scripts/train_lesson05.py cgan --dataset fashion_mnist --steps 9000 --half   # Fashion
+    python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000    # the lesson's run, 3 seeds
+    python scripts/train_lesson05.py ablate --seeds 0 1 --steps 3000     # one change at a time
 
 Everything uses ``deepgen_helpers.models.dcgan`` (exported from the lesson's cells): ``Generator``,
-``Discriminator``, ``init_weights``, ``GANTrainConfig`` and ``train_gan``, on all 60,000 training images scaled to
-[-1, 1]. The shipped checkpoints hold the EMA generator's weights (float16 with ``--half``; the quality is measured
-on the rounded weights) and are registered in the manifest with the measured quality:
+``Discriminator``, ``init_weights``, ``GANTrainConfig`` and ``train_gan``, on all 60,000 training
+images scaled to [-1, 1], with the lesson's conditional config ``GANConfig(n_classes=10)``. The
+shipped checkpoints hold the EMA generator's weights (float16 with ``--half``; the quality is
+measured on the rounded weights) and are registered in the manifest with the measured quality:
 
-- FID (course classifier) of 1,000 samples with uniformly random labels against random real test images, with the
-  real-vs-real floor at the same size (``metrics.fid_with_floor``, 3 repeats);
-- class accuracy of 1,000 conditional samples (100 per class), judged by the dataset's course classifier.
+- class accuracy of 1,000 conditional samples (100 per class), judged by the dataset's course
+  classifier, with its standard error;
+- FID (course classifier) of the same kind of 1,000 samples against random real test images, with
+  the real-vs-real floor at the same size (``metrics.fid_with_floor``, 3 repeats), the mean
+  top-class probability and the class entropy.
 
-``seeds`` and ``ablate`` print one JSON line per run with the lesson's three bars (mean top-class probability, class
-entropy, FID against the floor on 1,000 samples). Run timings under the course's CPU lock; the numbers do not
-depend on it.
+``seeds`` and ``ablate`` print one JSON line per run with the lesson's three bars (section 7.1).
+Add ``--threads 1`` for a background run beside other jobs.
 """
 from __future__ import annotations
 
@@ -34,14 +37,16 @@ from deepgen_helpers.config import seed_everything
 from deepgen_helpers.models import dcgan as lesson
 
 STEM = "05_dcgan_and_conditional_gans"
-CGAN = dict(n_classes=10)            # the lesson's conditional DCGAN (section 6), shipped after a longer run
-ABLATIONS = {"recipe": ({}, {}), "no_smoothing": ({}, {"smooth": 1.0}), "beta1_0.9": ({}, {"beta1": 0.9}),
-             "spectral_norm": ({"d_norm": "spectral"}, {}), "no_ema": ({}, {"ema_decay": 0.0})}
+CGAN = dict(n_classes=10)        # the lesson's conditional DCGAN (section 6), trained for longer
+ABLATIONS = {"recipe": ({}, {}), "no_smoothing": ({}, {"smooth": 1.0}),
+             "beta1_0.9": ({}, {"beta1": 0.9}), "spectral_norm": ({"d_norm": "spectral"}, {}),
+             "no_ema": ({}, {"ema_decay": 0.0})}
 
 
 def three_bars(model, dataset="mnist", n=1000, seed=1, conditional=False):
-    """The lesson's bars on n samples (100 per class if conditional, as in section 7.1): mean top-class
-    probability (and SE), class entropy, FID with its spread and the real-vs-real floor."""
+    """The lesson's bars on n samples (100 per class if conditional, as in section 7.1): mean
+    top-class probability (and SE), class entropy, FID with its spread and the real-vs-real
+    floor."""
     y = torch.arange(n) % 10 if conditional else None
     images = lesson.sample(model, n, seed=seed, y=y)
     with torch.no_grad():
@@ -80,6 +85,25 @@ def round_to_half(model):
                 t.copy_(t.half().float())
 
 
+def check_seeds(args) -> int:
+    variants = ({"recipe": ABLATIONS["recipe"]} if args.which == "seeds"
+                else {k: ABLATIONS[k] for k in args.only})
+    for name, (model_kw, train_kw) in variants.items():
+        for seed in args.seeds:
+            train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=seed,
+                                              desc=f"{name} seed {seed}", **train_kw)
+            torch.manual_seed(seed)          # as the lesson: seeds the networks' initial weights
+            cfg = lesson.GANConfig(**CGAN, **model_kw)
+            G, out, wall = train("mnist", cfg, train_cfg, conditional=True)
+            model = out["ema"] if train_cfg.ema_decay > 0 else G
+            bars = three_bars(model, conditional=True)
+            print(json.dumps({"variant": name, "seed": seed, "steps": args.steps,
+                              "train_seconds": round(wall, 1), **bars,
+                              "class_accuracy": round(class_accuracy(model, "mnist")[0], 4)}),
+                  flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("which", choices=["cgan", "seeds", "ablate"])
@@ -88,27 +112,14 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", default=sorted(ABLATIONS), help="ablate: which variants")
-    p.add_argument("--half", action="store_true", help="store float16 weights; quality measured on them")
+    p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
     p.add_argument("--no-save", action="store_true")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (1 for a background run beside others)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (1 beside other jobs)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-
     if args.which in ("seeds", "ablate"):
-        variants = {"recipe": ABLATIONS["recipe"]} if args.which == "seeds" else \
-            {k: ABLATIONS[k] for k in args.only}
-        for name, (model_kw, train_kw) in variants.items():
-            for seed in args.seeds:
-                train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=seed, desc=f"{name} seed {seed}",
-                                                  **train_kw)
-                torch.manual_seed(seed)                    # as the lesson: seeds the networks' initial weights
-                G, out, wall = train("mnist", lesson.GANConfig(**CGAN, **model_kw), train_cfg, conditional=True)
-                model = out["ema"] if train_cfg.ema_decay > 0 else G
-                print(json.dumps({"variant": name, "seed": seed, "steps": args.steps, "train_seconds": round(wall, 1),
-                                  **three_bars(model, conditional=True),
-                                  "class_accuracy": round(class_accuracy(model, "mnist")[0], 4)}), flush=True)
-        return 0
+        return check_seeds(args)
 
     gan_cfg = lesson.GANConfig(**CGAN)
     train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=args.seed, snapshot_every=args.steps,
@@ -121,19 +132,20 @@ def main(argv=None) -> int:
     acc, acc_se = class_accuracy(model, args.dataset)
     quality = {"class_accuracy": round(acc, 4), "class_accuracy_se": round(acc_se, 4)}
     bars = three_bars(model, args.dataset, conditional=True)
-    quality.update({k: bars[k] for k in ("fid", "fid_sd", "fid_floor", "fid_floor_sd", "top_class_prob",
-                                         "class_entropy")})
+    quality.update({k: bars[k] for k in ("fid", "fid_sd", "fid_floor", "fid_floor_sd",
+                                         "top_class_prob", "class_entropy")})
     name = f"cgan_{args.dataset}"
-    command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} --steps {args.steps} "
-               f"--seed {args.seed}" + (" --half" if args.half else ""))
-    print(json.dumps({"name": name, "wall_seconds": round(wall, 1), "quality": quality}), flush=True)
+    command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} "
+               f"--steps {args.steps} --seed {args.seed}" + (" --half" if args.half else ""))
+    print(json.dumps({"name": name, "wall_seconds": round(wall, 1), "quality": quality}),
+          flush=True)
     if not args.no_save:
         path = checkpoints.checkpoint_dir() / f"{name}.pt"
-        checkpoints.save_checkpoint(path, model, gan_cfg, {"steps": args.steps, "seed": args.seed,
-                                                            "dataset": args.dataset, "weights": "EMA generator"},
-                                    half=args.half)
-        entry = checkpoints.register_checkpoint(name, path, lesson=STEM, command=command, device="cpu",
-                                                wall_seconds=wall, quality=quality)
+        meta = {"steps": args.steps, "seed": args.seed, "dataset": args.dataset,
+                "weights": "EMA generator"}
+        checkpoints.save_checkpoint(path, model, gan_cfg, meta, half=args.half)
+        entry = checkpoints.register_checkpoint(name, path, lesson=STEM, command=command,
+                                                device="cpu", wall_seconds=wall, quality=quality)
         print(json.dumps({"registered": name, "bytes": entry["bytes"]}), flush=True)
     return 0
 
