@@ -47,6 +47,10 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "vae",
         "Lesson 03's variational autoencoder, conditional VAE, ELBO terms, IWAE and training loop.",
     ),
+    "04_gans_from_scratch": (
+        "gan2d",
+        "Lesson 04's 2-D GAN: G and D, GAN and WGAN-GP losses, training steps and loop.",
+    ),
     "05_dcgan_and_conditional_gans": ("dcgan", "Lesson 05's DCGAN, conditional GAN and training loop."),
 }
 EXPORT_TAG = "export"
