@@ -49,7 +49,16 @@ def test_lesson_skeleton(path):
     assert solutions.exists(), f"published solutions missing: {solutions.relative_to(repo_root())}"
 
 
-@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.stem)
+def _in_progress(path):
+    """Lessons still being built may not have stored default-mode outputs yet (see IN_PROGRESS in
+    test_prose_numbers.py); everything else about them is checked."""
+    from test_prose_numbers import IN_PROGRESS
+
+    reason = IN_PROGRESS.get(path.stem)
+    return pytest.param(path, marks=pytest.mark.xfail(strict=False, reason=reason)) if reason else path
+
+
+@pytest.mark.parametrize("path", [_in_progress(p) for p in ALL_NOTEBOOKS], ids=lambda p: p.stem)
 def test_stored_outputs_are_clean(path):
     assert path.stat().st_size < 3_000_000, "notebook over 3 MB: keep stored outputs lean"
     nb = _load(path)

@@ -224,9 +224,20 @@ KNOWN_STALE = {
 }
 
 
+#: Lessons still being built (issue notes say which): their default-mode outputs may not be stored yet.
+IN_PROGRESS = {
+    "05_dcgan_and_conditional_gans": "lesson 05 is in progress: default-mode outputs not yet stored",
+    "05_dcgan_and_conditional_gans_solutions": "lesson 05 is in progress: outputs not yet stored",
+}
+
+
 def _marked(path):
     reason = KNOWN_STALE.get(path.stem)
-    return pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=reason)) if reason else path
+    if reason:
+        return pytest.param(path, marks=pytest.mark.xfail(strict=True, reason=reason))
+    if path.stem in IN_PROGRESS:
+        return pytest.param(path, marks=pytest.mark.xfail(strict=False, reason=IN_PROGRESS[path.stem]))
+    return path
 
 
 @pytest.mark.parametrize("path", [_marked(p) for p in LESSONS + SOLUTIONS], ids=lambda p: p.stem)
