@@ -4,6 +4,8 @@ import json
 import math
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -599,7 +601,22 @@ def test_checker_time_limit_reports_an_endless_loop(capsys):
 
     assert not run_checks("loop", endless, [Case((1,), 1)], time_limit=0.5)
     out = capsys.readouterr().out
-    assert "took longer than 0.5 s" in out and "restart the kernel" in out
+    assert "took longer than 0.5 s and was stopped" in out, out and "loop that never ends" in out
+    # the loop really stopped: a thread left spinning would slow every later cell (and test)
+    assert not [t for t in threading.enumerate() if t.name == "deepgen-check"]
+
+
+def test_checker_stops_a_loop_that_swallows_exceptions(capsys):
+    def stubborn(x):
+        while True:
+            try:
+                time.sleep(0.01)
+            except Exception:  # a learner's catch-all must not keep the loop alive
+                pass
+
+    assert not run_checks("loop", stubborn, [Case((1,), 1)], time_limit=0.3)
+    assert "was stopped" in capsys.readouterr().out
+    assert not [t for t in threading.enumerate() if t.name == "deepgen-check"]
 
 
 @pytest.mark.parametrize("fn", [

@@ -11,7 +11,7 @@ of the learner's code, so a notebook keeps running::
 The learner's function always gets copies of the inputs, so it cannot corrupt a case; if it changes
 its inputs in place, that is reported as a failure (the same function would silently corrupt the
 learner's own tensors). Each checker has a time limit (``TIME_LIMIT_S``): an endless loop is
-reported instead of hanging the notebook. Each lesson's checkers live in ``checks/lessonNN.py``;
+reported and stopped instead of hanging the notebook. Each lesson's checkers live in ``checks/lessonNN.py``;
 this module holds the framework.
 """
 from __future__ import annotations
@@ -129,33 +129,71 @@ def _arg_names(fn: Callable, n_args: int) -> list:
     return [params[i] if i < len(params) else f"argument {i + 1}" for i in range(n_args)]
 
 
-class _TimedOut(Exception):
-    pass
+class _StopChecking(BaseException):
+    """Raised inside a learner's function that ran past its time limit, to stop it.
+
+    A BaseException, so a learner's ``except Exception`` does not swallow it.
+    """
+
+
+def _stop_thread(thread: threading.Thread, wait: float = 2.0) -> bool:
+    """Ask ``thread`` to stop by raising :class:`_StopChecking` in it; True if it has ended.
+
+    Python has no way to kill a thread, but CPython can raise an exception in one at its next
+    bytecode (``PyThreadState_SetAsyncExc``). That stops a pure-Python endless loop; a thread
+    stuck inside one long C call (a huge torch operation) stops when the call returns. Without
+    this, a forgotten loop keeps a core busy and, holding Python's global lock, slows every
+    later cell of the notebook many times over.
+    """
+    import ctypes
+
+    if thread.ident is None or not thread.is_alive():
+        return True
+    set_exc = ctypes.pythonapi.PyThreadState_SetAsyncExc
+    set_exc.argtypes = (ctypes.c_ulong, ctypes.py_object)
+    if set_exc(thread.ident, _StopChecking) != 1:
+        set_exc(thread.ident, None)  # 0: no such thread; >1: undo, as the C API asks
+        return not thread.is_alive()
+    thread.join(wait)
+    return not thread.is_alive()
 
 
 def call_with_time_limit(fn: Callable, args: tuple = (), kwargs: Optional[dict] = None,
                          seconds: float = TIME_LIMIT_S) -> Any:
     """Call ``fn(*args, **kwargs)`` in a worker thread and wait at most ``seconds`` for it.
 
-    Returns its result or re-raises its exception; raises ``TimeoutError`` if it is still running (a
-    Python thread cannot be stopped, so it keeps running in the background). Waits in short steps,
-    so an interrupt (the notebook's stop button) still works on every platform.
+    Returns its result or re-raises its exception. If it is still running at the limit, it is
+    stopped (see :func:`_stop_thread`) and ``TimeoutError`` is raised; the error's ``stopped``
+    attribute says whether the function has really ended. Waits in short steps, so an interrupt
+    (the notebook's stop button) still works on every platform.
     """
     box: Dict[str, Any] = {}
 
     def target() -> None:
         try:
             box["result"] = fn(*args, **(kwargs or {}))
+        except _StopChecking:
+            box["stopped"] = True
         except BaseException as exc:  # handed to the caller's thread
             box["error"] = exc
 
     worker = threading.Thread(target=target, name="deepgen-check", daemon=True)
     deadline = time.monotonic() + max(0.0, seconds)
     worker.start()
-    while worker.is_alive() and time.monotonic() < deadline:
-        worker.join(min(0.1, max(0.0, deadline - time.monotonic())))
+    try:
+        while worker.is_alive() and time.monotonic() < deadline:
+            worker.join(min(0.1, max(0.0, deadline - time.monotonic())))
+    except BaseException:  # the stop button: stop the learner's function too
+        _stop_thread(worker)
+        raise
     if worker.is_alive():
-        raise TimeoutError(f"still running after {seconds:g} s")
+        stopped = _stop_thread(worker)
+        error = TimeoutError(
+            f"took longer than {seconds:g} s and was stopped" if stopped else
+            f"took longer than {seconds:g} s and could not be stopped: it is still running in "
+            "the background, so restart the kernel")
+        error.stopped = stopped
+        raise error
     if "error" in box:
         raise box["error"]
     return box.get("result")
@@ -224,10 +262,12 @@ def run_checks(title: str, fn: Callable, cases: Sequence[Case], hint: str = "", 
         except NotImplementedError:
             print(f"❌ {title}: not implemented yet (the function raises NotImplementedError).")
             return CheckResult(False)
-        except TimeoutError:
-            print(f"❌ {title}: {label} took longer than {time_limit:g} s, so the check stopped "
-                  "waiting. Look for a loop that never ends; it may still be running in the "
-                  "background, so restart the kernel if the CPU stays busy.")
+        except TimeoutError as exc:
+            stop = ("and was stopped" if getattr(exc, "stopped", False) else
+                    "and could not be stopped: it is still running in the background, "
+                    "so restart the kernel")
+            print(f"❌ {title}: {label} (with the cases before it) took longer than "
+                  f"{time_limit:g} s {stop}. Look for a loop that never ends.")
             return CheckResult(False)
         except Exception as exc:  # the learner's code may raise anything; report it kindly
             return fail(f"{label} raised {type(exc).__name__}: {exc}{_where(exc)}.")

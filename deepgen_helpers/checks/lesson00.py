@@ -98,7 +98,7 @@ def _seeded_noise_verdict(fn: Callable[[int], torch.Tensor], title: str, hint: s
         torch.manual_seed(7)
         again = call_with_time_limit(fn, (123,))
     except TimeoutError as exc:
-        print(f"❌ {title}: {exc}; does it loop forever? Restart the kernel if it keeps running.")
+        print(f"❌ {title}: one call {exc}. Look for a loop that never ends.")
         return CheckResult(False)
     except Exception as exc:  # the learner's code: report, never raise
         print(f"❌ {title}: raised {type(exc).__name__}: {exc}.")
