@@ -360,6 +360,38 @@ def as_image_batch(
 _INT_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
+def as_labels(labels: Any, n_classes: int, n: int = -1, name: str = "labels") -> torch.Tensor:
+    """Class labels as int64 ``(N,)`` in ``[0, n_classes)``, from a tensor, array, list or number.
+
+    Refuses probabilities, one-hot rows, fractions and out-of-range classes with a message that
+    names ``name`` (the learner's argument). ``n >= 0`` also requires exactly ``n`` labels.
+    """
+    labels = _to_tensor(labels, name).cpu()
+    if labels.dim() == 0:
+        labels = labels.reshape(1)
+    if labels.dim() == 2 and labels.shape[1] == n_classes and labels.shape[0] > 0:
+        raise ValueError(f"{name} has shape {tuple(labels.shape)}: that looks like class "
+                         f"probabilities or one-hot rows, not class labels; pass {name}.argmax(1).")
+    if labels.dim() != 1 or (n >= 0 and labels.shape[0] != n):
+        want = f"({n},), one per image" if n >= 0 else "(N,)"
+        raise ValueError(f"{name} must have shape {want}, got {tuple(labels.shape)}.")
+    if labels.numel() == 0:
+        raise ValueError(f"{name} is empty.")
+    if labels.is_floating_point():
+        if not bool((labels == labels.round()).all()):
+            raise ValueError(f"{name} must be whole class numbers, got fractional values such as "
+                             f"{labels[labels != labels.round()][0].item():g}; pass class indices "
+                             "(for probabilities, probs.argmax(1)).")
+    elif labels.dtype == torch.bool or labels.is_complex():
+        raise TypeError(f"{name} must be class numbers, got a tensor of dtype {labels.dtype}.")
+    labels = labels.long()
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= n_classes:
+        raise ValueError(f"{name} must be classes 0 to {n_classes - 1}, got values "
+                         f"from {low} to {high}.")
+    return labels
+
+
 def _to_tensor(value: Any, name: str) -> torch.Tensor:
     """A tensor from a tensor, NumPy array, number or (nested) list of them; detached, never
     shared."""

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .classifier import load_classifier
-from .data import _to_tensor, _whole, as_image_batch
+from .data import _to_tensor, _whole, as_image_batch, as_labels
 
 LN2 = math.log(2.0)
 
@@ -156,35 +156,8 @@ def class_accuracy(images: torch.Tensor, labels: torch.Tensor, dataset: str = "m
     For a conditional generator, ``labels`` are the classes it was asked to draw.
     """
     images = _check_images(images)
-    labels = _check_labels(labels, 10, n=len(images))
+    labels = as_labels(labels, 10, n=len(images))
     return float((predict(images, dataset) == labels).float().mean())
-
-
-def _check_labels(labels: Any, n_classes: int, n: int = -1) -> torch.Tensor:
-    """Class labels as int64 ``(N,)`` in ``[0, n_classes)``; refuses probabilities, one-hot rows
-    and floats."""
-    labels = _to_tensor(labels, "labels").cpu()
-    if labels.dim() == 2 and labels.shape[1] == n_classes and labels.shape[0] > 0:
-        raise ValueError(f"labels has shape {tuple(labels.shape)}: that looks like class "
-                         "probabilities or one-hot rows, not class labels; pass labels.argmax(1).")
-    if labels.dim() != 1 or (n >= 0 and labels.shape[0] != n):
-        want = f"({n},), one per image" if n >= 0 else "(N,)"
-        raise ValueError(f"labels must have shape {want}, got {tuple(labels.shape)}.")
-    if labels.numel() == 0:
-        raise ValueError("labels is empty.")
-    if labels.is_floating_point():
-        if not bool((labels == labels.round()).all()):
-            raise ValueError("labels must be whole class numbers, got fractional values such as "
-                             f"{labels[labels != labels.round()][0].item():g}; pass class indices "
-                             "(for probabilities, probs.argmax(1)).")
-    elif labels.dtype == torch.bool or labels.is_complex():
-        raise TypeError(f"labels must be class numbers, got a tensor of dtype {labels.dtype}.")
-    labels = labels.long()
-    low, high = int(labels.min()), int(labels.max())
-    if low < 0 or high >= n_classes:
-        raise ValueError(f"labels must be classes 0 to {n_classes - 1}, got values "
-                         f"from {low} to {high}.")
-    return labels
 
 
 def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
@@ -192,7 +165,7 @@ def class_entropy(labels: torch.Tensor, n_classes: int = 10) -> float:
     equally common, 0 when all are the same class (mode collapse). ``labels`` are class numbers 0 to
     n_classes - 1, not probabilities (use ``probs.argmax(1)``)."""
     n_classes = _whole(n_classes, "n_classes", 1)
-    labels = _check_labels(labels, n_classes)
+    labels = as_labels(labels, n_classes)
     p = torch.bincount(labels, minlength=n_classes).double()
     p = p[p > 0] / p.sum()
     return float(-(p * p.log()).sum()) + 0.0  # + 0.0 turns -0.0 into 0.0

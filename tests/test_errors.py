@@ -710,3 +710,25 @@ def test_checker_copies_keep_requires_grad():
     z = torch.zeros(3, requires_grad=True)
     run_checks("t", lambda v: seen.append(v.requires_grad and v.is_leaf) or 1, [Case((z,), 1)])
     assert seen == [True]
+
+
+# --------------------------------------------------------------------------------------------------
+# Class labels given to conditional models: lists and numbers work, mistakes name the argument
+# --------------------------------------------------------------------------------------------------
+def test_conditional_samplers_take_lists_and_refuse_bad_classes():
+    from deepgen_helpers.models import dcgan
+    from deepgen_helpers.models.vae import ConditionalVAE, VAEConfig
+
+    cvae = ConditionalVAE(VAEConfig(n_classes=10))
+    assert cvae.sample([1, 2, 3]).shape == (3, 1, 28, 28)
+    assert cvae.sample(7).shape == (1, 1, 28, 28)
+    with pytest.raises(ValueError, match="y must be classes 0 to 9"):
+        cvae.sample([1, 12])
+    with pytest.raises(ValueError, match="one-hot"):
+        cvae.sample(torch.eye(10)[:3])
+    g = dcgan.Generator(dcgan.GANConfig(n_classes=10))
+    assert dcgan.sample(g, 3, y=[1, 2, 3]).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match=r"y must have shape \(3,\)"):
+        dcgan.sample(g, 3, y=[1, 2])
+    with pytest.raises(ValueError, match="unconditional"):
+        dcgan.sample(dcgan.Generator(dcgan.GANConfig()), 3, y=[1, 2, 3])

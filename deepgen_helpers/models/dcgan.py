@@ -197,11 +197,18 @@ def gan_step(G, D, opt_g, opt_d, x, y, cfg, g) -> Tuple[float, float, float, flo
 
 
 # --- notebooks/05_dcgan_and_conditional_gans.ipynb, cell c05-030 ---
+from deepgen_helpers.data import as_labels
+
+
 @torch.no_grad()
 def sample(model: nn.Module, n: int, seed: int = 0, y: Optional[torch.Tensor] = None,
            psi: Optional[float] = None, batch: int = 1000) -> torch.Tensor:
     """n images (n, 1, 28, 28) in [0, 1] from a generator in eval mode; z ~ N(0, I) seeded, or
     truncated to |z_i| <= psi by redrawing (section 9.3); y: classes for a conditional G."""
+    if y is not None:                    # a list, a number or a tensor of classes, one per image
+        if not model.cfg.n_classes:
+            raise ValueError("y was given, but this generator is unconditional (n_classes=0).")
+        y = as_labels(y, model.cfg.n_classes, n=n, name="y")
     model.eval()
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.cfg.z_dim, generator=g)

@@ -201,6 +201,9 @@ def train_vae(model: nn.Module, x_train: torch.Tensor, cfg: TrainConfig,
 
 
 # --- notebooks/03_variational_autoencoders.ipynb, cell c03-056 ---
+from deepgen_helpers.data import as_labels
+
+
 class ConditionalVAE(VAE):
     """Conditional VAE (Sohn, Lee & Yan 2015): both networks see the label c.
 
@@ -225,6 +228,7 @@ class ConditionalVAE(VAE):
     def sample(self, y: torch.Tensor, generator: Optional[torch.Generator] = None,
                z: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Probabilities (len(y), 1, 28, 28) of digits of classes y, z ~ N(0, I) or given."""
+        y = as_labels(y, self.cfg.n_classes, name="y")  # (n,) int64; a list or a number works too
         device = next(self.parameters()).device
         if z is None:
             z = torch.randn(len(y), self.cfg.z_dim, generator=generator)
