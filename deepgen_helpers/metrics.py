@@ -363,3 +363,106 @@ def sample_precision_recall(images: torch.Tensor, reference: torch.Tensor, n: in
     img = _check_images(images)[random_subset(len(images), n, seed)]
     ref = _check_images(reference)[random_subset(len(reference), n, seed + 1)]
     return precision_recall(classifier_features(ref, dataset), classifier_features(img, dataset), k)
+
+
+# --------------------------------------------------------------------------------------------------
+# Distortion between an image and its true counterpart: PSNR and SSIM (lesson 06; Wang et al. 2004)
+# --------------------------------------------------------------------------------------------------
+def _image_pair(images: Any, reference: Any, data_range: Any, what: str,
+                min_side: int = 1) -> Tuple[torch.Tensor, torch.Tensor, float]:
+    """Two batches of the same shape as float64 ``(N, C, H, W)``, and ``data_range`` as a float."""
+    if isinstance(data_range, bool) or not isinstance(data_range, (int, float, np.number)) \
+            or not math.isfinite(float(data_range)) or float(data_range) <= 0:
+        raise ValueError(f"{what}: data_range is the width of the pixels' scale (1 for [0, 1] images, "
+                         f"2 for [-1, 1], 255 for bytes), a number > 0; got {data_range!r}.")
+    data_range = float(data_range)
+    pair = []
+    for value, name in ((images, "images"), (reference, "reference")):
+        x = _to_tensor(value, name)
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"{what}: {name} must hold real numbers, got dtype {x.dtype}.")
+        if x.dim() == 2:
+            x = x[None, None]                              # one (H, W) image
+        elif x.dim() == 3:
+            x = x[:, None]                                 # (N, H, W) -> (N, 1, H, W)
+        if x.dim() != 4:
+            raise ValueError(f"{what}: {name} must be images (N, C, H, W), (N, H, W) or (H, W); "
+                             f"got shape {tuple(value.shape) if hasattr(value, 'shape') else '?'}.")
+        if x.numel() == 0:
+            raise ValueError(f"{what}: {name} is empty.")
+        x = x.double().cpu()
+        if not bool(torch.isfinite(x).all()):
+            raise ValueError(f"{what}: {name} contains NaN or infinite values.")
+        span = float(x.max() - x.min())
+        if span > data_range * (1 + 1e-3):
+            raise ValueError(f"{what}: {name} spans {span:.4g}, more than data_range={data_range:g}"
+                             "; pass the pixels' true range (e.g. data_range=255 for 0-255 "
+                             "images, 2 for [-1, 1]) or rescale the images.")
+        pair.append(x)
+    x, y = pair
+    if x.shape != y.shape:
+        raise ValueError(f"{what}: images {tuple(x.shape)} and reference {tuple(y.shape)} must have "
+                         "the same shape (each image is compared with its own true counterpart).")
+    if min(x.shape[-2:]) < min_side:
+        raise ValueError(f"{what}: images of {x.shape[-2]}x{x.shape[-1]} pixels are smaller than "
+                         f"the {min_side}x{min_side} window.")
+    return x, y, data_range
+
+
+def psnr(images: Any, reference: Any, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio of each image against its true counterpart, in dB: float64 ``(N,)``.
+
+    ``PSNR = 10 log10(L^2 / MSE)`` with ``L = data_range`` and the MSE over an image's pixels (and
+    channels). Higher is better; +6.02 dB halves the root-mean-square error. ``images`` and
+    ``reference``: ``(N, C, H, W)``, ``(N, H, W)`` or one ``(H, W)`` image, of the same shape. An
+    image identical to its reference has infinite PSNR (as in scikit-image).
+    """
+    x, y, L = _image_pair(images, reference, data_range, "psnr")
+    mse = (x - y).pow(2).flatten(1).mean(1)                              # (N,)
+    return 10 * torch.log10(L * L / mse)
+
+
+def _gaussian_window(size: int, sigma: float) -> torch.Tensor:
+    r = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    w = torch.exp(-r * r / (2 * sigma * sigma))
+    return w / w.sum()                                                   # (size,), sums to 1
+
+
+def ssim(images: Any, reference: Any, data_range: float = 1.0, window: int = 11,
+         sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """Mean structural similarity of each image with its true counterpart: float64 ``(N,)``.
+
+    Wang, Bovik, Sheikh & Simoncelli (2004), "Image Quality Assessment: From Error Visibility to
+    Structural Similarity", Eq. 13 with local statistics weighted by an 11x11 Gaussian window of
+    standard deviation 1.5 (their section III.C), averaged over the window positions that lie
+    inside the image (Eq. 17, the MSSIM) and over channels:
+
+        SSIM(x, y) = (2 mu_x mu_y + C1)(2 sigma_xy + C2) / ((mu_x^2 + mu_y^2 + C1)(sigma_x^2 +
+        sigma_y^2 + C2)),  C1 = (K1 L)^2, C2 = (K2 L)^2, L = data_range.
+
+    1 for identical images, lower for less similar ones (it can be negative). Matches
+    ``skimage.metrics.structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=L)``. Images must be at least ``window`` pixels wide.
+    """
+    window = _whole(window, "window (an odd window size, e.g. 11)", 1)
+    if window % 2 == 0:
+        raise ValueError(f"ssim: window must be odd, got {window}.")
+    for name, v in (("sigma", sigma), ("k1", k1), ("k2", k2)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"ssim: {name} must be a number > 0, got {v!r}.")
+    x, y, L = _image_pair(images, reference, data_range, "ssim", min_side=window)
+    n, c, h, w = x.shape
+    g = _gaussian_window(window, sigma)
+    kernel = (g[:, None] * g[None, :]).expand(5 * c, 1, window, window)  # separable Gaussian
+
+    def local_mean(t: torch.Tensor) -> torch.Tensor:
+        # 'valid' filtering: only windows fully inside the image (scikit-image crops the rest)
+        return torch.nn.functional.conv2d(t, kernel, groups=5 * c)
+
+    stats = local_mean(torch.cat([x, y, x * x, y * y, x * y], dim=1))   # (N, 5C, H-w+1, W-w+1)
+    mu_x, mu_y, xx, yy, xy = stats.split(c, dim=1)
+    var_x, var_y, cov = xx - mu_x ** 2, yy - mu_y ** 2, xy - mu_x * mu_y
+    c1, c2 = (k1 * L) ** 2, (k2 * L) ** 2
+    s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
+         / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))      # Eq. 13, per position
+    return s.flatten(1).mean(1)                                          # (N,)

@@ -217,3 +217,77 @@ def test_sample_precision_recall_real_vs_real_is_high():
     x, _ = load_images("mnist", "test")
     out = metrics.sample_precision_recall(x[:5000], x[5000:], n=500, seed=0)
     assert out["precision"] > 0.6 and out["recall"] > 0.6 and out["n_real"] == 500
+
+
+# --------------------------------------------------------------------------------------------------
+# PSNR and SSIM (lesson 06), against scikit-image on the same images
+# --------------------------------------------------------------------------------------------------
+def _distorted_pairs():
+    """Real test digits and garments, with blur, noise and a shift: (images, reference) pairs."""
+    x, _ = load_images("mnist", "test", n=6, seed=3)
+    f, _ = load_images("fashion_mnist", "test", n=6, seed=4)
+    g = torch.Generator().manual_seed(0)
+    ref = torch.cat([x, f])                                                  # (12, 1, 28, 28)
+    blur = torch.nn.functional.avg_pool2d(ref, 3, stride=1, padding=1, count_include_pad=False)
+    noisy = (ref + 0.15 * torch.randn(ref.shape, generator=g)).clamp(0, 1)
+    shifted = torch.roll(ref, 2, dims=-1)
+    low = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(ref, 4), scale_factor=4,
+                                          mode="bicubic", align_corners=False).clamp(0, 1)
+    return [(d, ref) for d in (blur, noisy, shifted, low)]
+
+
+@pytest.mark.parametrize("k", range(4), ids=["blur", "noise", "shift", "bicubic_x4"])
+def test_psnr_and_ssim_match_scikit_image(k):
+    skm = pytest.importorskip("skimage.metrics")
+    images, ref = _distorted_pairs()[k]
+    ours_ssim, ours_psnr = metrics.ssim(images, ref), metrics.psnr(images, ref)
+    for i in range(len(ref)):
+        a, b = ref[i, 0].double().numpy(), images[i, 0].double().numpy()
+        want = skm.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
+                                         use_sample_covariance=False, data_range=1)
+        assert ours_ssim[i].item() == pytest.approx(want, abs=1e-6)
+        assert ours_psnr[i].item() == pytest.approx(skm.peak_signal_noise_ratio(a, b, data_range=1),
+                                                    abs=1e-6)
+
+
+def test_ssim_matches_scikit_image_on_colour_and_other_ranges():
+    skm = pytest.importorskip("skimage.metrics")
+    g = torch.Generator().manual_seed(1)
+    ref = torch.rand(3, 3, 32, 40, generator=g) * 255
+    img = (ref + 20 * torch.randn(ref.shape, generator=g)).clamp(0, 255)
+    ours = metrics.ssim(img, ref, data_range=255)
+    for i in range(3):
+        want = skm.structural_similarity(ref[i].double().numpy(), img[i].double().numpy(),
+                                         gaussian_weights=True, sigma=1.5, channel_axis=0,
+                                         use_sample_covariance=False, data_range=255)
+        assert ours[i].item() == pytest.approx(want, abs=1e-6)
+    x = torch.rand(2, 1, 16, 16, generator=g) * 2 - 1                     # [-1, 1]: range 2
+    assert torch.allclose(metrics.ssim(x, x, data_range=2), torch.ones(2, dtype=torch.float64))
+
+
+def test_psnr_and_ssim_known_values():
+    ref = torch.zeros(2, 1, 12, 12)
+    # a constant error of 0.1 everywhere: MSE 0.01, PSNR = 10 log10(1 / 0.01) = 20 dB
+    assert torch.allclose(metrics.psnr(ref + 0.1, ref), torch.full((2,), 20.0, dtype=torch.float64))
+    assert metrics.psnr(ref, ref).isinf().all()                   # identical images, as skimage
+    # two constant images: sigma terms vanish, SSIM = (2 a b + C1) / (a^2 + b^2 + C1)
+    a, b, c1 = 0.2, 0.6, 0.01 ** 2
+    got = metrics.ssim(torch.full((1, 12, 12), a, dtype=torch.float64),
+                       torch.full((1, 12, 12), b, dtype=torch.float64))
+    assert got.item() == pytest.approx((2 * a * b + c1) / (a * a + b * b + c1), abs=1e-9)
+    # one (H, W) image and (N, H, W) batches are accepted
+    assert metrics.ssim(torch.rand(20, 20), torch.rand(20, 20)).shape == (1,)
+
+
+@pytest.mark.parametrize("call, pattern", [
+    (lambda: metrics.ssim(torch.rand(2, 1, 28, 28), torch.rand(3, 1, 28, 28)), "same shape"),
+    (lambda: metrics.psnr(torch.rand(2, 28, 28) * 255, torch.rand(2, 28, 28)), "data_range=255"),
+    (lambda: metrics.ssim(torch.rand(2, 1, 7, 7), torch.rand(2, 1, 7, 7)), "smaller than"),
+    (lambda: metrics.psnr(torch.full((1, 8, 8), float("nan")), torch.rand(1, 8, 8)), "NaN"),
+    (lambda: metrics.ssim(torch.rand(1, 12, 12), torch.rand(1, 12, 12), data_range=0), "> 0"),
+    (lambda: metrics.ssim(torch.rand(1, 12, 12), torch.rand(1, 12, 12), window=10), "odd"),
+    (lambda: metrics.psnr(torch.rand(2, 1, 1, 8, 8), torch.rand(2, 1, 1, 8, 8)), "N, C, H, W"),
+])
+def test_psnr_and_ssim_refuse_what_they_cannot_compare(call, pattern):
+    with pytest.raises((TypeError, ValueError), match=pattern):
+        call()
