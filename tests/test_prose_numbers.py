@@ -46,6 +46,9 @@ ALLOWED = {
     "02_autoencoders": {
         ("c02-013", "543"): "784 ln 2, a constant derived in the sentence itself, not a measurement",
     },
+    "05_dcgan_and_conditional_gans_solutions": {
+        ("c05s-005", "0.5"): "an example truncation setting in a formula (2 Phi(0.5) - 1 = 0.383)",
+    },
 }
 
 ABOUT = r"(?:about|around|roughly|approximately|nearly|almost|≈|\\approx|~|\\sim)"
