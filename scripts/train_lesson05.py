@@ -3,7 +3,7 @@ lesson's own code.
 
     python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half          # MNIST
     python scripts/train_lesson05.py cgan --dataset fashion_mnist --steps 9000 --half   # Fashion
-    python scripts/train_lesson05.py cgan --steps 3000 --decay --d-norm spectral --no-save  # try
+    python scripts/train_lesson05.py cgan --steps 24000 --d-norm spectral --half --curve 4000  # MNIST
     python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000    # the lesson's run, 3 seeds
     python scripts/train_lesson05.py ablate --seeds 0 1 --steps 3000     # one change at a time
 
@@ -25,7 +25,6 @@ Add ``--threads 1`` for a background run beside other jobs.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 import time
@@ -36,7 +35,6 @@ import torch.nn.functional as F
 from deepgen_helpers import checkpoints, data, metrics
 from deepgen_helpers.classifier import load_classifier
 from deepgen_helpers.config import seed_everything
-from deepgen_helpers.training import progress
 from deepgen_helpers.models import dcgan as lesson
 
 STEM = "05_dcgan_and_conditional_gans"
@@ -81,38 +79,6 @@ def train(dataset, gan_cfg, train_cfg, conditional):
     return G, out, time.time() - start
 
 
-def train_decaying(dataset, gan_cfg, train_cfg):
-    """The lesson's conditional GAN and its training step (``gan_step``, ``ema_update``), with the
-    learning rates of both players decayed linearly to zero over the run. A constant learning rate
-    keeps the two players jittering around each other; the decay lets them settle, which is a
-    standard last step for GANs trained this long (e.g. Zhu et al. 2017, section 4)."""
-    seed_everything(train_cfg.seed)
-    x, y = data.load_images(dataset, "train")
-    x = x * 2 - 1
-    G, D = lesson.Generator(gan_cfg), lesson.Discriminator(gan_cfg)
-    lesson.init_weights(G)
-    lesson.init_weights(D)
-    opt_g = torch.optim.Adam(G.parameters(), lr=train_cfg.lr_g, betas=(train_cfg.beta1, 0.999))
-    opt_d = torch.optim.Adam(D.parameters(), lr=train_cfg.lr_d, betas=(train_cfg.beta1, 0.999))
-    decay = lambda step: 1.0 - step / train_cfg.steps                     # noqa: E731
-    scheds = [torch.optim.lr_scheduler.LambdaLR(o, decay) for o in (opt_g, opt_d)]
-    ema = copy.deepcopy(G).eval().requires_grad_(False)
-    g = torch.Generator().manual_seed(train_cfg.seed)
-    bar = progress(total=train_cfg.steps, desc=train_cfg.desc)
-    start = time.time()
-    G.train(); D.train()
-    for step in range(1, train_cfg.steps + 1):
-        d_loss, g_loss, _, _ = lesson.gan_step(G, D, opt_g, opt_d, x, y, train_cfg, g)
-        lesson.ema_update(ema, G, min(train_cfg.ema_decay, step / (step + 10)))
-        for sched in scheds:
-            sched.step()
-        bar.update(1)
-        if step % 500 == 0:
-            bar.set_postfix(d_loss=f"{d_loss:.2f}", g_loss=f"{g_loss:.2f}")
-    bar.close()
-    return ema, time.time() - start
-
-
 def round_to_half(model):
     with torch.no_grad():
         for t in model.state_dict().values():
@@ -150,10 +116,10 @@ def main(argv=None) -> int:
     p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
     p.add_argument("--no-save", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch threads (1 beside other jobs)")
-    p.add_argument("--decay", action="store_true",
-                   help="cgan: decay both learning rates linearly to zero over the run")
     p.add_argument("--d-norm", default="batch", choices=["batch", "spectral"],
                    help="cgan: the discriminator's normalisation (GANConfig.d_norm)")
+    p.add_argument("--curve", type=int, default=0,
+                   help="cgan: also print the EMA generator's FID every CURVE steps")
     p.add_argument("--name", default="", help="cgan: checkpoint name (default cgan_DATASET)")
     args = p.parse_args(argv)
     if args.threads:
@@ -162,14 +128,20 @@ def main(argv=None) -> int:
         return check_seeds(args)
 
     gan_cfg = lesson.GANConfig(**CGAN, d_norm=args.d_norm)
-    train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=args.seed, snapshot_every=args.steps,
+    train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=args.seed,
+                                      snapshot_every=args.curve or args.steps,
                                       desc=f"cGAN {args.dataset}")
     torch.manual_seed(args.seed)
-    if args.decay:
-        model, wall = train_decaying(args.dataset, gan_cfg, train_cfg)
-    else:
-        G, out, wall = train(args.dataset, gan_cfg, train_cfg, conditional=True)
-        model = out["ema"]
+    G, out, wall = train(args.dataset, gan_cfg, train_cfg, conditional=True)
+    model = out["ema"]
+    for step, state in out["ema_states"][:-1] if args.curve else []:       # the FID curve
+        snap = lesson.Generator(gan_cfg)
+        snap.load_state_dict(state)
+        bars = three_bars(snap, args.dataset, conditional=True)
+        print(json.dumps({"step": step, "fid": bars["fid"], "fid_sd": bars["fid_sd"],
+                          "fid_floor": bars["fid_floor"],
+                          "class_accuracy": round(class_accuracy(snap, args.dataset)[0], 4)}),
+              flush=True)
     if args.half:
         round_to_half(model)
     acc, acc_se = class_accuracy(model, args.dataset)
@@ -180,10 +152,9 @@ def main(argv=None) -> int:
     name = args.name or f"cgan_{args.dataset}"
     command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} "
                f"--steps {args.steps} --seed {args.seed}" + (" --half" if args.half else "")
-               + (" --decay" if args.decay else "")
                + (f" --d-norm {args.d_norm}" if args.d_norm != "batch" else "")
                + (f" --name {args.name}" if args.name else ""))
-    print(json.dumps({"name": name, "steps": args.steps, "decay": args.decay, "d_norm": args.d_norm,
+    print(json.dumps({"name": name, "steps": args.steps, "d_norm": args.d_norm,
                       "wall_seconds": round(wall, 1), "quality": quality}),
           flush=True)
     if not args.no_save:
