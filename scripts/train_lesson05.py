@@ -1,16 +1,17 @@
 """Train lesson 05's shipped conditional GANs, and check the lesson's recipe over seeds, with the
 lesson's own code.
 
-    python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half          # MNIST
+    python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half --d-norm spectral
     python scripts/train_lesson05.py cgan --dataset fashion_mnist --steps 9000 --half   # Fashion
-    python scripts/train_lesson05.py cgan --steps 24000 --d-norm spectral --half --curve 4000  # MNIST
+    python scripts/train_lesson05.py cgan ... --curve 4000   # FID and accuracy every 4000 steps
     python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000    # the lesson's run, 3 seeds
     python scripts/train_lesson05.py ablate --seeds 0 1 --steps 3000     # one change at a time
 
 Everything uses ``deepgen_helpers.models.dcgan`` (exported from the lesson's cells): ``Generator``,
 ``Discriminator``, ``init_weights``, ``GANTrainConfig`` and ``train_gan``, on all 60,000 training
-images scaled to [-1, 1], with the lesson's conditional config ``GANConfig(n_classes=10)``. The
-shipped checkpoints hold the EMA generator's weights (float16 with ``--half``; the quality is
+images scaled to [-1, 1], with the lesson's conditional config ``GANConfig(n_classes=10)``
+(``--d-norm spectral``: its spectrally normalised discriminator, as for the shipped MNIST model).
+The shipped checkpoints hold the EMA generator's weights (float16 with ``--half``; the quality is
 measured on the rounded weights) and are registered in the manifest with the measured quality:
 
 - class accuracy of 1,000 conditional samples (100 per class), judged by the dataset's course
