@@ -373,8 +373,9 @@ def _image_pair(images: Any, reference: Any, data_range: Any, what: str,
     """Two batches of the same shape as float64 ``(N, C, H, W)``, and ``data_range`` as a float."""
     if isinstance(data_range, bool) or not isinstance(data_range, (int, float, np.number)) \
             or not math.isfinite(float(data_range)) or float(data_range) <= 0:
-        raise ValueError(f"{what}: data_range is the width of the pixels' scale (1 for [0, 1] images, "
-                         f"2 for [-1, 1], 255 for bytes), a number > 0; got {data_range!r}.")
+        raise ValueError(f"{what}: data_range is the width of the pixels' scale (1 for [0, 1] "
+                         f"images, 2 for [-1, 1], 255 for bytes), a number > 0; got "
+                         f"{data_range!r}.")
     data_range = float(data_range)
     pair = []
     for value, name in ((images, "images"), (reference, "reference")):
@@ -401,8 +402,9 @@ def _image_pair(images: Any, reference: Any, data_range: Any, what: str,
         pair.append(x)
     x, y = pair
     if x.shape != y.shape:
-        raise ValueError(f"{what}: images {tuple(x.shape)} and reference {tuple(y.shape)} must have "
-                         "the same shape (each image is compared with its own true counterpart).")
+        raise ValueError(f"{what}: images {tuple(x.shape)} and reference {tuple(y.shape)} must "
+                         "have the same shape (each image is compared with its own true "
+                         "counterpart).")
     if min(x.shape[-2:]) < min_side:
         raise ValueError(f"{what}: images of {x.shape[-2]}x{x.shape[-1]} pixels are smaller than "
                          f"the {min_side}x{min_side} window.")
@@ -410,7 +412,8 @@ def _image_pair(images: Any, reference: Any, data_range: Any, what: str,
 
 
 def psnr(images: Any, reference: Any, data_range: float = 1.0) -> torch.Tensor:
-    """Peak signal-to-noise ratio of each image against its true counterpart, in dB: float64 ``(N,)``.
+    """Peak signal-to-noise ratio of each image against its true counterpart, in dB: float64
+    ``(N,)``.
 
     ``PSNR = 10 log10(L^2 / MSE)`` with ``L = data_range`` and the MSE over an image's pixels (and
     channels). Higher is better; +6.02 dB halves the root-mean-square error. ``images`` and

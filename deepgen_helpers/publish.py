@@ -52,6 +52,10 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "Lesson 04's 2-D GAN: G and D, GAN and WGAN-GP losses, training steps and loop.",
     ),
     "05_dcgan_and_conditional_gans": ("dcgan", "Lesson 05's DCGAN, conditional GAN and training loop."),
+    "06_image_to_image_gans": (
+        "image2image",
+        "Lesson 06's super-resolution CNN (SRResNet-style), its degradation, losses and training loop.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing

@@ -1,0 +1,206 @@
+"""Lesson 06 (image-to-image GANs: super-resolution): the lesson's own classes behave, the shipped
+upscalers load into them and meet the issue's bars, and every checker rejects the mistakes learners
+make."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from deepgen_helpers import checkpoints, data, metrics
+from deepgen_helpers.checks import lesson06 as checks
+from deepgen_helpers.models import image2image as lesson
+from deepgen_helpers.models.dcgan import Discriminator, GANConfig
+
+
+# --------------------------------------------------------------------------------------------------
+# The degradation, the model and the objective
+# --------------------------------------------------------------------------------------------------
+def test_downsample_keeps_block_means_and_bicubic_keeps_constants():
+    x = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    lr = lesson.downsample(x, 4)
+    assert lr.shape == (3, 1, 7, 7)
+    assert torch.isclose(lr[0, 0, 1, 2], x[0, 0, 4:8, 8:12].mean())
+    flat = torch.full((2, 1, 7, 7), 0.3)
+    assert torch.allclose(lesson.bicubic(flat, 4), torch.full((2, 1, 28, 28), 0.3), atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_srnet_shapes_starts_as_bicubic_and_learns_detail(scale):
+    torch.manual_seed(0)
+    G = lesson.SRNet(lesson.SRConfig(scale=scale, channels=8, blocks=1))
+    lr = torch.rand(4, 1, 28 // scale, 28 // scale)
+    assert torch.allclose(G(lr), lesson.bicubic(lr, scale))          # zero tail
+    x = data.load_images("mnist", "train", n=256, seed=0)[0]
+    before = F.mse_loss(G(lesson.downsample(x, scale)), x).item()
+    out = lesson.train_sr(G, x, lesson.SRTrainConfig(steps=40, batch_size=32, lr=3e-3))
+    after = F.mse_loss(G(lesson.downsample(x, scale)), x).item()
+    assert after < before and len(out["history"].values["pixel"]) == 40
+    up = lesson.upscale(G, lesson.downsample(x[:3], scale))
+    assert up.shape == (3, 1, 28, 28) and up.min() >= 0 and up.max() <= 1
+    with pytest.raises(ValueError, match="scale"):
+        lesson.SRNet(lesson.SRConfig(scale=3))
+
+
+def test_sr_losses_terms_and_gan_training_step_runs():
+    torch.manual_seed(0)
+    G = lesson.SRNet(lesson.SRConfig(channels=8, blocks=1))
+    D = Discriminator(GANConfig(d_channels=8))
+    x = torch.rand(8, 1, 28, 28)
+    cfg = lesson.SRTrainConfig(adv_weight=0.5, feat_weight=0.25)
+    t = lesson.sr_losses(G, D, x, cfg)
+    assert torch.isclose(t["total"], t["pixel"] + 0.5 * t["adv"] + 0.25 * t["feat"])
+    assert set(lesson.sr_losses(G, None, x, cfg)) == {"sr", "pixel", "total"}
+    out = lesson.train_sr(G, x, lesson.SRTrainConfig(steps=3, batch_size=4, adv_weight=1e-2,
+                                                     feat_weight=1e-2), D=D)
+    h = out["history"]
+    assert all(len(h.values[k]) == 3 for k in ("d", "adv", "feat", "pixel"))
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkers: accept the reference, reject the mistakes learners make
+# --------------------------------------------------------------------------------------------------
+def _psnr(x, y, L):
+    return 10 * torch.log10(L ** 2 / ((x - y) ** 2).flatten(1).mean(1))
+
+
+def _shuffle(x, r, order=(0, 1, 4, 2, 5, 3)):
+    b, c, h, w = x.shape
+    return x.view(b, c // r ** 2, r, r, h, w).permute(*order).reshape(b, c // r ** 2, h * r, w * r)
+
+
+def _shuffle_channel_last(x, r):             # output channel taken as the fastest-moving index
+    b, c, h, w = x.shape
+    return x.view(b, r, r, c // r ** 2, h, w).permute(0, 3, 4, 1, 5, 2).reshape(
+        b, c // r ** 2, h * r, w * r)
+
+
+def _gauss(size, sigma, two=2.0, centre=None):
+    r = torch.arange(size, dtype=torch.float64) - ((size - 1) / 2 if centre is None else centre)
+    return torch.exp(-r ** 2 / (two * sigma ** 2))
+
+
+def _window(size, sigma):
+    g = _gauss(size, sigma)
+    w = g[:, None] * g[None, :]
+    return w / w.sum()
+
+
+def _window_unnormalised(size, sigma):
+    g = _gauss(size, sigma)
+    return g[:, None] * g[None, :]
+
+
+def _window_off_centre(size, sigma):          # centred on pixel size // 2 - 1
+    g = _gauss(size, sigma, centre=size // 2 - 1)
+    w = g[:, None] * g[None, :]
+    return w / w.sum()
+
+
+def _window_wrong_exponent(size, sigma):      # exp(-r^2 / sigma^2): sigma off by sqrt(2)
+    g = _gauss(size, sigma, two=1.0)
+    w = g[:, None] * g[None, :]
+    return w / w.sum()
+
+
+def _window_1d_normalised_sum(size, sigma):   # the sum of two 1-D Gaussians, not their product
+    g = _gauss(size, sigma)
+    w = g[:, None] + g[None, :]
+    return w / w.sum()
+
+
+GOOD_AND_BAD = {
+    "check_psnr": (
+        _psnr,
+        [lambda x, y, L: (10 * torch.log10(L ** 2 / ((x - y) ** 2).mean())).expand(len(x)),  # batch
+         lambda x, y, L: 10 * torch.log(L ** 2 / ((x - y) ** 2).flatten(1).mean(1)),        # ln
+         lambda x, y, L: 10 * torch.log10(1 / ((x - y) ** 2).flatten(1).mean(1)),           # no L
+         lambda x, y, L: 10 * torch.log10(L / ((x - y) ** 2).flatten(1).mean(1)),           # L
+         lambda x, y, L: 20 * torch.log10(L / ((x - y) ** 2).flatten(1).mean(1)),           # 20 log
+         lambda x, y, L: _psnr(x, y, L).mean()]),                                          # scalar
+    "check_pixel_shuffle": (
+        _shuffle,
+        [lambda x, r: _shuffle(x, r, (0, 1, 4, 3, 5, 2)),        # the two offsets swapped
+         lambda x, r: _shuffle(x, r, (0, 1, 2, 4, 3, 5)),        # tiles, not interleaved
+         _shuffle_channel_last,
+         lambda x, r: x.reshape(x.shape[0], -1, x.shape[2] * r, x.shape[3] * r)]),  # reshape only
+    "check_gaussian_window": (
+        _window,
+        [_window_unnormalised, _window_off_centre, _window_wrong_exponent,
+         _window_1d_normalised_sum]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GOOD_AND_BAD))
+def test_checker_accepts_the_reference_and_rejects_mistakes(name, capsys):
+    checker = getattr(checks, name)
+    good, bad = GOOD_AND_BAD[name]
+    assert checker(good), f"{name} rejected the reference solution"
+    for i, wrong in enumerate(bad):
+        assert not checker(wrong), f"{name} accepted wrong answer #{i}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Shipped upscalers, loaded into the lesson's own class, and the issue's bars
+# --------------------------------------------------------------------------------------------------
+def _shipped(kind, dataset, scale):
+    G = lesson.SRNet(lesson.SRConfig(scale=scale)).eval()
+    payload = checkpoints.load_shipped(f"sr_{kind}_{dataset}_x{scale}", G)
+    assert payload["metadata"]["stored_dtype"] == "float16"
+    return G
+
+
+@pytest.fixture(scope="module")
+def mnist_x4():
+    """Bicubic, pixel CNN and SRGAN on 1,000 random MNIST test digits (another subset than the
+    lesson's and the manifest's), with FID against random training digits."""
+    x_test, y_test = data.load_images("mnist", "test")
+    sub = metrics.random_subset(len(x_test), 1000, seed=11)
+    x, y = x_test[sub], y_test[sub]
+    x_train, _ = data.load_images("mnist", "train")
+    reference = x_train[metrics.random_subset(len(x_train), 4000, seed=12)]
+    lr = lesson.downsample(x, 4)
+    out = {"bicubic": lesson.bicubic(lr, 4).clamp(0, 1),
+           "pixel": lesson.upscale(_shipped("pixel", "mnist", 4), lr),
+           "gan": lesson.upscale(_shipped("gan", "mnist", 4), lr)}
+    return {k: {"psnr": metrics.psnr(v, x),
+                "accuracy": (metrics.predict(v) == y).float().mean().item(),
+                "fid": metrics.fid_with_floor(v, reference, n=1000, repeats=3)}
+            for k, v in out.items()}
+
+
+def test_pixel_cnn_beats_bicubic_by_2_db_at_x4_on_mnist(mnist_x4):
+    gain, se = metrics.mean_se(mnist_x4["pixel"]["psnr"] - mnist_x4["bicubic"]["psnr"])
+    assert gain - 3 * se >= 2.0, f"PSNR gain {gain:.2f} ± {se:.2f} dB"
+    assert mnist_x4["pixel"]["psnr"].mean() > mnist_x4["gan"]["psnr"].mean()   # distortion side
+
+
+def test_srgan_has_the_best_fid_of_the_three(mnist_x4):
+    fid = {k: v["fid"] for k, v in mnist_x4.items()}
+    spread = max(fid["gan"]["fid_sd"], fid["pixel"]["fid_sd"])
+    assert fid["gan"]["fid"] + 2 * spread < fid["pixel"]["fid"] < fid["bicubic"]["fid"], fid
+
+
+def test_upscaled_7x7_digits_recover_their_class(mnist_x4):
+    acc = {k: v["accuracy"] for k, v in mnist_x4.items()}
+    assert acc["gan"] >= 0.9 and acc["pixel"] >= 0.9, acc
+    assert min(acc["gan"], acc["pixel"]) - acc["bicubic"] >= 0.15, acc
+
+
+@pytest.mark.parametrize("dataset, scale", [("mnist", 2), ("fashion_mnist", 4),
+                                            ("fashion_mnist", 2)])
+def test_other_shipped_upscalers_beat_bicubic_on_psnr(dataset, scale):
+    x_test, _ = data.load_images(dataset, "test")
+    x = x_test[metrics.random_subset(len(x_test), 300, seed=13)]
+    lr = lesson.downsample(x, scale)
+    bic = metrics.psnr(lesson.bicubic(lr, scale).clamp(0, 1), x)
+    for kind in ("pixel", "gan"):
+        up = lesson.upscale(_shipped(kind, dataset, scale), lr)
+        gain, se = metrics.mean_se(metrics.psnr(up, x) - bic)
+        assert gain - 3 * se > 0, f"{kind} {dataset} x{scale}: {gain:.2f} ± {se:.2f} dB"
+
+
+def test_shipped_upscalers_are_small_and_refuse_another_factor():
+    entries = checkpoints.read_manifest()
+    names = [n for n in entries if n.startswith("sr_")]
+    assert len(names) == 8 and sum(entries[n]["bytes"] for n in names) <= 3_000_000
+    with pytest.raises(checkpoints.CheckpointError):
+        checkpoints.load_shipped("sr_pixel_mnist_x4", lesson.SRNet(lesson.SRConfig(scale=2)))
