@@ -54,7 +54,7 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
     "05_dcgan_and_conditional_gans": ("dcgan", "Lesson 05's DCGAN, conditional GAN and training loop."),
     "06_image_to_image_gans": (
         "image2image",
-        "Lesson 06's super-resolution CNN (SRResNet-style), its degradation, losses and training loop.",
+        "Lesson 06's super-resolution CNN and pix2pix (U-Net, PatchGAN): data, losses, training.",
     ),
 }
 EXPORT_TAG = "export"

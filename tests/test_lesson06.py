@@ -1,6 +1,6 @@
-"""Lesson 06 (image-to-image GANs: super-resolution): the lesson's own classes behave, the shipped
-upscalers load into them and meet the issue's bars, and every checker rejects the mistakes learners
-make."""
+"""Lesson 06 (image-to-image GANs: super-resolution and pix2pix): the lesson's own classes behave,
+the shipped upscalers load into them and meet the issue's bars, and every checker rejects the
+mistakes learners make."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,6 +53,64 @@ def test_sr_losses_terms_and_gan_training_step_runs():
                                                      feat_weight=1e-2), D=D)
     h = out["history"]
     assert all(len(h.values[k]) == 3 for k in ("d", "adv", "feat", "pixel"))
+
+
+def test_sobel_edges_of_a_step_and_of_a_flat_image():
+    x = torch.zeros(1, 1, 28, 28)
+    x[..., 14:] = 1.0                                      # a vertical step edge
+    e = lesson.sobel_edges(x)
+    assert e.shape == x.shape and set(e.unique().tolist()) <= {0.0, 1.0}
+    assert e[0, 0, 5:-5, 13:15].eq(1).all() and e[0, 0, 5:-5, :12].eq(0).all()
+    assert lesson.sobel_edges(torch.full((2, 1, 28, 28), 0.5))[..., 1:-1, 1:-1].eq(0).all()
+
+
+def test_unet_shapes_and_its_skip_path_carries_the_input_past_the_bottleneck():
+    torch.manual_seed(0)
+    G = lesson.UNet(lesson.P2PConfig(channels=8)).eval()
+    e = (torch.rand(2, 1, 28, 28) > 0.8).float()
+    out = G(e)
+    assert out.shape == (2, 1, 28, 28) and out.min() >= 0 and out.max() <= 1
+    # cut the bottleneck (its output set to zero): the output still depends on the input, via skips
+    G.down3.register_forward_hook(lambda m, i, o: torch.zeros_like(o))
+    e2 = e.clone()
+    e2[:, :, 10:18, 10:18] = 1 - e2[:, :, 10:18, 10:18]
+    assert not torch.allclose(G(e), G(e2))
+    assert G.up2[0].in_channels == 4 * 8 and G.out.in_channels == 2 * 8   # concatenated skips
+
+
+def test_patchgan_grid_receptive_field_and_eq4_loss():
+    cfg = lesson.P2PConfig(channels=8)
+    torch.manual_seed(0)
+    D = lesson.PatchDiscriminator(cfg).eval()
+    e, x = torch.zeros(3, 1, 28, 28), torch.rand(3, 1, 28, 28, requires_grad=True)
+    logits = D(e, x)
+    assert logits.shape == (3, 1, 7, 7)                   # one logit per patch
+    logits[0, 0, 3, 3].backward()
+    hit = (x.grad[0, 0] != 0).nonzero()
+    assert (hit.max(0).values - hit.min(0).values + 1).tolist() == [18, 18]
+    assert x.grad[1:].abs().sum() == 0                    # eval mode: images do not mix
+    # Eq. 4 by hand: mean -log sigmoid over the 7x7 grid plus lambda times the mean |y - G(x)|
+    y, fake = torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28)
+    e = torch.zeros(2, 1, 28, 28)
+    for lam, d in ((100.0, D), (5.0, D), (100.0, None)):
+        terms = lesson.p2p_g_loss(d, e, y, fake, lesson.P2PConfig(l1_weight=lam))
+        adv = -F.logsigmoid(D(e, fake)).mean() if d is not None else 0.0
+        expected = adv + lam * (y - fake).abs().mean()
+        assert torch.isclose(terms["total"], torch.as_tensor(expected), rtol=1e-5)
+
+
+def test_train_pix2pix_lowers_l1_and_logs_both_players():
+    x = data.load_images("fashion_mnist", "train", n=256, seed=0)[0]
+    cfg = lesson.P2PConfig(channels=8, steps=30, batch_size=32)
+    torch.manual_seed(0)
+    G, D = lesson.UNet(cfg), lesson.PatchDiscriminator(cfg)
+    e = lesson.sobel_edges(x)
+    with torch.no_grad():
+        before = (G.eval()(e) - x).abs().mean().item()
+    h = lesson.train_pix2pix(G, x, cfg, D)["history"].values
+    with torch.no_grad():
+        after = (G(e) - x).abs().mean().item()
+    assert after < before and len(h["l1"]) == len(h["d"]) == 30 and not G.training
 
 
 # --------------------------------------------------------------------------------------------------
