@@ -268,6 +268,19 @@ def _stored(tensor: torch.Tensor, half: bool) -> torch.Tensor:
 # --------------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------------
+def round_to_half(model: nn.Module) -> nn.Module:
+    """Round ``model``'s floating-point weights and buffers to float16 and back, in place.
+
+    Training scripts call it before measuring a checkpoint saved with ``half=True``, so that the
+    quality recorded in the manifest is that of exactly the weights that are stored.
+    """
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    return model
+
+
 def load_checkpoint(path: PathLike, expected_sha256: Optional[str] = None) -> dict:
     """Read a checkpoint file safely (``weights_only=True``) and return its dict.
 

@@ -85,10 +85,7 @@ def main(argv=None) -> int:
     lesson.train_vae(model, x_train, train_cfg, y_train=y_train if args.which == "cvae" else None, grey=grey)
     wall = time.time() - start
     if args.half:                                   # evaluate exactly the weights that will be stored
-        with torch.no_grad():
-            for t in model.state_dict().values():
-                if t.is_floating_point():
-                    t.copy_(t.half().float())
+        checkpoints.round_to_half(model)
     quality = {"test_neg_elbo_nats": round(test_neg_elbo(model, x_test, y_test if args.which == "cvae" else None), 2)}
     if args.which == "cvae":
         quality["class_accuracy"] = round(cvae_accuracy(model), 4)

@@ -80,13 +80,6 @@ def train(dataset, gan_cfg, train_cfg, conditional):
     return G, out, time.time() - start
 
 
-def round_to_half(model):
-    with torch.no_grad():
-        for t in model.state_dict().values():
-            if t.is_floating_point():
-                t.copy_(t.half().float())
-
-
 def check_seeds(args) -> int:
     variants = ({"recipe": ABLATIONS["recipe"]} if args.which == "seeds"
                 else {k: ABLATIONS[k] for k in args.only})
@@ -144,7 +137,7 @@ def main(argv=None) -> int:
                           "class_accuracy": round(class_accuracy(snap, args.dataset)[0], 4)}),
               flush=True)
     if args.half:
-        round_to_half(model)
+        checkpoints.round_to_half(model)
     acc, acc_se = class_accuracy(model, args.dataset)
     quality = {"class_accuracy": round(acc, 4), "class_accuracy_se": round(acc_se, 4)}
     bars = three_bars(model, args.dataset, conditional=True)

@@ -51,13 +51,6 @@ def quality(images, truth, labels, reference, dataset):
             "class_accuracy_se": round(acc[1], 4)}
 
 
-def round_to_half(model):
-    with torch.no_grad():
-        for t in model.state_dict().values():
-            if t.is_floating_point():
-                t.copy_(t.half().float())
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("which", choices=["sr"])
@@ -100,7 +93,7 @@ def main(argv=None) -> int:
                f"{args.steps} --gan-steps {args.gan_steps} --seed {args.seed}{half}")
     for kind, model, wall in (("pixel", pix, pix_wall), ("gan", gan, pix_wall + gan_wall)):
         if args.half:
-            round_to_half(model)
+            checkpoints.round_to_half(model)
         q = quality(lesson.upscale(model, lr), truth, labels, reference, ds)
         q.update({f"bicubic_{k}": v for k, v in report["bicubic"].items()
                   if k in ("psnr", "ssim", "fid", "class_accuracy")})

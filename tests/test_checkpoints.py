@@ -161,3 +161,15 @@ def test_loading_a_shipped_checkpoint_prints_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ck.load_checkpoint(ck.shipped_path("classifier_mnist"))
+
+
+def test_round_to_half_matches_what_a_half_checkpoint_stores(tmp_path):
+    model = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.fill_(0.1)                       # 0.1 is not exact in float16
+    path = tmp_path / "m.pt"
+    ck.save_checkpoint(path, model, None, {}, half=True)
+    loaded = torch.nn.Linear(3, 2)
+    ck.load_into(loaded, path)
+    ck.round_to_half(model)
+    assert torch.equal(model.weight, loaded.weight) and model.weight[0, 0].item() != 0.1
