@@ -8,6 +8,7 @@
         --half
     python scripts/train_lesson06.py sr --dataset fashion_mnist --scale 2 --steps 1500 \
         --gan-steps 1000 --half
+    python scripts/train_lesson06.py cycle --steps 3000 --half
 
 Everything uses ``deepgen_helpers.models.image2image`` (exported from the lesson's cells):
 ``SRNet``, ``SRTrainConfig``, ``train_sr`` and ``upscale``, with lesson 05's discriminator, on all
@@ -19,12 +20,19 @@ the stored (float16 with ``--half``) weights, on 1,000 random test images (seed 
 other subsets): PSNR and SSIM with standard errors, FID (course classifier) against random training
 images with the real-vs-real floor (3 repeats) and the course classifier's accuracy, beside the
 same numbers for bicubic interpolation.
+
+``cycle`` trains the shipped CycleGAN (``cyclegan_thin_thick``: both generators in one file) with
+the lesson's ``CycleConfig``, ``cycle_pair``, ``cycle_critics`` and ``train_cyclegan`` on the two
+disjoint random halves of the training digits that section 10 uses (thin; thickened), and
+registers it with ``translation_report`` on 1,000 random test digits per direction (seeds 31, 32;
+the lesson uses other subsets).
 """
 from __future__ import annotations
 
 import argparse
 import copy
 import json
+import sys
 import time
 
 import torch
@@ -51,9 +59,56 @@ def quality(images, truth, labels, reference, dataset):
             "class_accuracy_se": round(acc[1], 4)}
 
 
+def cycle(argv) -> int:
+    p = argparse.ArgumentParser(description="Train the shipped CycleGAN (thin <-> thick digits).")
+    p.add_argument("--steps", type=int, required=True, help="steps of 32 + 32 unpaired digits")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (1 beside other jobs)")
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    x, _ = data.load_images("mnist", "train")
+    half = torch.randperm(len(x), generator=torch.Generator().manual_seed(11))   # as section 10
+    xa, xb = x[half[: len(x) // 2]], lesson.thicken(x[half[len(x) // 2:]])
+    cfg = lesson.CycleConfig(steps=args.steps, seed=args.seed)
+    seed_everything(args.seed)
+    pair, critics = lesson.cycle_pair(cfg), lesson.cycle_critics(cfg)
+    start = time.time()
+    lesson.train_cyclegan(pair, critics, xa, xb, cfg)
+    wall = time.time() - start
+    if args.half:
+        checkpoints.round_to_half(pair)
+    x_test, y_test = data.load_images("mnist", "test")
+    ia, ib = (metrics.random_subset(len(x_test), 1000, seed=s) for s in (31, 32))
+    rep = lesson.translation_report(pair, x_test[ia], y_test[ia], x_test[ib], y_test[ib])
+    q = {}
+    for key, val in rep.items():
+        for k, (m, se) in (val.items() if isinstance(val, dict) else [(None, val)]):
+            name = key if k is None else f"{key}_{k}"
+            q[name], q[f"{name}_se"] = round(m, 4), round(se, 4)
+    name = "cyclegan_thin_thick"
+    print(json.dumps({"name": name, "wall_seconds": round(wall, 1), "quality": q}), flush=True)
+    if not args.no_save:
+        path = checkpoints.checkpoint_dir() / f"{name}.pt"
+        command = (f"python scripts/train_lesson06.py cycle --steps {args.steps} --seed {args.seed}"
+                   + (" --half" if args.half else ""))
+        checkpoints.save_checkpoint(path, pair, cfg, {"steps": args.steps, "seed": args.seed,
+                                                      "weights": "G (thin -> thick), F"},
+                                    half=args.half)
+        entry = checkpoints.register_checkpoint(name, path, lesson=STEM, command=command,
+                                                device="cpu", wall_seconds=wall, quality=q)
+        print(json.dumps({"registered": name, "bytes": entry["bytes"]}), flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["cycle"]:
+        return cycle(argv[1:])
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("which", choices=["sr"])
+    p.add_argument("which", choices=["sr", "cycle"])
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
     p.add_argument("--scale", type=int, default=4, choices=[2, 4])
     p.add_argument("--steps", type=int, required=True, help="pixel-loss steps (batches of 64)")

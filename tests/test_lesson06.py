@@ -278,3 +278,111 @@ def test_srgan_has_the_best_fid_on_fashion_mnist_x4():
                                         dataset="fashion_mnist")["fid"]
            for kind in ("pixel", "gan")}
     assert fid["gan"] < fid["pixel"], fid
+
+
+# --------------------------------------------------------------------------------------------------
+# CycleGAN (section 10): the domains, Eq. 2-3, training, and the shipped pair's bars
+# --------------------------------------------------------------------------------------------------
+def test_thicken_is_a_dilation_by_a_cross():
+    x = torch.zeros(1, 1, 5, 5)
+    x[0, 0, 2, 2] = 0.7
+    cross = torch.tensor([[0, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 1, 1, 1, 0],
+                          [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]]) * 0.7
+    assert torch.allclose(lesson.thicken(x)[0, 0], cross.float())
+    digits = data.load_images("mnist", "test", n=64, seed=0)[0]
+    thick = lesson.thicken(digits)
+    assert thick.shape == digits.shape and (thick >= digits).all()      # nothing gets darker
+    assert 1.4 < thick.sum() / digits.sum() < 2.2                      # strokes grow a pixel
+    # a dilation, not a blur: flat images stay flat and no new grey levels appear
+    assert torch.equal(lesson.thicken(torch.full((1, 1, 6, 6), 0.3)), torch.full((1, 1, 6, 6), 0.3))
+    assert set(lesson.thicken(digits).unique().tolist()) <= set(digits.unique().tolist())
+
+
+def test_patchgan_unconditional_mode_and_its_errors():
+    cfg = lesson.P2PConfig(channels=8)
+    D = lesson.PatchDiscriminator(cfg, conditional=False)
+    assert D(None, torch.rand(2, 1, 28, 28)).shape == (2, 1, 7, 7)
+    with pytest.raises(ValueError, match="conditional=False"):
+        D(torch.rand(2, 1, 28, 28), torch.rand(2, 1, 28, 28))
+    with pytest.raises(ValueError, match="conditional=True"):
+        lesson.PatchDiscriminator(cfg)(None, torch.rand(2, 1, 28, 28))
+
+
+def test_cycle_losses_match_eq_2_3_and_the_identity_term():
+    torch.manual_seed(0)
+    cfg = lesson.CycleConfig(channels=8, cycle_weight=7.0, identity_weight=0.3)
+    pair, critics = lesson.cycle_pair(cfg).eval(), lesson.cycle_critics(cfg).eval()
+    a, b = torch.rand(3, 1, 28, 28), torch.rand(3, 1, 28, 28)
+    t = lesson.cycle_losses(pair, critics, a, b, cfg)
+    G, Fm = pair["G"], pair["F"]
+    adv = (-F.logsigmoid(critics["B"](None, G(a))).mean()
+           - F.logsigmoid(critics["A"](None, Fm(b))).mean())
+    cyc = (Fm(G(a)) - a).abs().mean() + (G(Fm(b)) - b).abs().mean()
+    ident = (G(b) - b).abs().mean() + (Fm(a) - a).abs().mean()
+    for key, want in (("adv", adv), ("cycle", cyc), ("identity", ident),
+                      ("total", adv + 7.0 * cyc + 0.3 * 7.0 * ident)):
+        assert torch.isclose(t[key], want, rtol=1e-5), key
+    # perfect inverses that are identities have zero cycle and identity terms
+    ident_pair = torch.nn.ModuleDict({"G": torch.nn.Identity(), "F": torch.nn.Identity()})
+    t0 = lesson.cycle_losses(ident_pair, critics, a, b, cfg)
+    assert t0["cycle"] == 0 and t0["identity"] == 0
+
+
+def test_train_cyclegan_lowers_the_cycle_loss_and_draws_unpaired_batches():
+    x = data.load_images("mnist", "train", n=512, seed=0)[0]
+    xa, xb = x[:256], lesson.thicken(x[256:])
+    cfg = lesson.CycleConfig(channels=8, steps=40, batch_size=16)
+    torch.manual_seed(0)
+    pair, critics = lesson.cycle_pair(cfg), lesson.cycle_critics(cfg)
+    h = lesson.train_cyclegan(pair, critics, xa, xb, cfg)["history"].values
+    assert len(h["cycle"]) == len(h["d"]) == 40 and not pair.training
+    assert sum(h["cycle"][-10:]) < sum(h["cycle"][:10])
+
+
+def test_translation_report_of_doing_nothing():
+    x, y = data.load_images("mnist", "test", n=200, seed=1)
+    nothing = torch.nn.ModuleDict({"G": torch.nn.Identity(), "F": torch.nn.Identity()})
+    rep = lesson.translation_report(nothing, x[:100], y[:100], x[100:], y[100:], cycle=False)
+    assert "hidden" not in rep
+    thick = lesson.thicken(x[:100])
+    want = metrics.psnr(x[:100], thick).mean().item()
+    assert abs(rep["to_thick"]["psnr"][0] - want) < 1e-4
+    ink = (x[:100].flatten(1).sum(1) / thick.flatten(1).sum(1)).mean().item()
+    assert abs(rep["to_thick"]["ink"][0] - ink) < 1e-5 and ink < 0.8
+    assert rep["to_thin"]["ink"][0] > 1.2                  # thick digits carry too much ink
+    assert rep["to_thick"]["accuracy"][0] > 0.95           # unchanged thin digits: still digits
+
+
+@pytest.fixture(scope="module")
+def shipped_cycle():
+    """The shipped CycleGAN on 1,000 random test digits each way (other subsets than the lesson's
+    and the manifest's)."""
+    pair = lesson.cycle_pair(lesson.CycleConfig())
+    payload = checkpoints.load_shipped("cyclegan_thin_thick", pair)
+    assert payload["metadata"]["stored_dtype"] == "float16"
+    x, y = data.load_images("mnist", "test")
+    ia, ib = (metrics.random_subset(len(x), 1000, seed=s) for s in (41, 42))
+    return lesson.translation_report(pair.eval(), x[ia], y[ia], x[ib], y[ib])
+
+
+def test_cyclegan_keeps_the_digit_both_ways(shipped_cycle):
+    for direction in ("to_thick", "to_thin"):
+        acc, se = shipped_cycle[direction]["accuracy"]
+        assert acc - 2 * se >= 0.95, f"{direction}: {acc:.3f} ± {se:.3f}"
+
+
+def test_cyclegan_comes_closer_to_the_truth_than_doing_nothing(shipped_cycle):
+    x, _ = data.load_images("mnist", "test")
+    a = x[metrics.random_subset(len(x), 1000, seed=41)]
+    nothing = metrics.psnr(a, lesson.thicken(a)).mean().item()
+    psnr, se = shipped_cycle["to_thick"]["psnr"]
+    assert psnr - 3 * se > nothing + 3, (psnr, nothing)
+    for direction, (low, high) in (("to_thick", (0.7, 1.1)), ("to_thin", (0.9, 1.5))):
+        assert low < shipped_cycle[direction]["ink"][0] < high, direction
+
+
+def test_cyclegan_hides_information_the_true_thick_digit_lacks(shipped_cycle):
+    """Section 10.2's measured failure: F recovers a better from G(a) than from the true thick
+    digit, so G(a) carries more than a thick digit does (Chu et al. 2017)."""
+    gap, se = shipped_cycle["hidden"]
+    assert gap - 3 * se > 1.0, f"{gap:.2f} ± {se:.2f} dB"

@@ -207,17 +207,24 @@ class UNet(nn.Module):
 
 class PatchDiscriminator(nn.Module):
     """PatchGAN (Isola et al. 2017, Sec. 3.2.2): judges (edge map, image) pairs and returns one
-    logit per overlapping patch, a (B, 1, 7, 7) grid; each logit sees an 18x18 input patch."""
+    logit per overlapping patch, a (B, 1, 7, 7) grid; each logit sees an 18x18 input patch.
+    conditional=False (CycleGAN, section 10): judges images alone; call it with e = None."""
 
-    def __init__(self, cfg: P2PConfig):
+    def __init__(self, cfg: P2PConfig, conditional: bool = True):
         super().__init__()
-        c = cfg.channels
+        c, self.conditional = cfg.channels, conditional
         self.net = nn.Sequential(
-            nn.Conv2d(2, c, 4, 2, 1), nn.LeakyReLU(0.2),                              # 14x14
+            nn.Conv2d(2 if conditional else 1, c, 4, 2, 1), nn.LeakyReLU(0.2),        # 14x14
             nn.Conv2d(c, 2 * c, 4, 2, 1), nn.BatchNorm2d(2 * c), nn.LeakyReLU(0.2),   # 7x7
             nn.Conv2d(2 * c, 1, 3, 1, 1))                                             # 7x7 logits
 
-    def forward(self, e: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, e: Optional[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        if (e is None) == self.conditional:
+            raise ValueError("This PatchDiscriminator was built with conditional="
+                             f"{self.conditional}: call it with e = "
+                             f"{'the input image' if self.conditional else 'None'}.")
+        if e is None:
+            return self.net(x * 2 - 1)                       # unconditional: the image alone
         return self.net(torch.cat([e, x * 2 - 1], 1))        # conditional: D sees the input too
 
 
@@ -259,3 +266,109 @@ def train_pix2pix(G: nn.Module, x: torch.Tensor, cfg: P2PConfig,
         history.log(**logs)
     G.eval()
     return {"history": history}
+
+
+# --- notebooks/06_image_to_image_gans.ipynb, cell c06-051 ---
+# new in this lesson: an unpaired task with a hidden truth, and CycleGAN's objective
+def thicken(x: torch.Tensor) -> torch.Tensor:
+    """Morphological dilation by a 3x3 cross, (B, 1, H, W) -> (B, 1, H, W): each pixel becomes the
+    brightest of itself and its four neighbours, so every stroke grows by a pixel on each side."""
+    p = F.pad(x, (1, 1, 1, 1))
+    shifted = (p[..., :-2, 1:-1], p[..., 2:, 1:-1], p[..., 1:-1, :-2], p[..., 1:-1, 2:])
+    return torch.stack((x,) + shifted).amax(0)
+
+
+@dataclass
+class CycleConfig:
+    """Sizes and training of a small CycleGAN for 28x28 digits (Zhu et al. 2017)."""
+    channels: int = 16            # width of both U-Net generators and both PatchGANs (section 9)
+    cycle_weight: float = 10.0    # lambda of Eq. 3; 10 in their Sec. 4
+    identity_weight: float = 0.5  # the identity loss's weight in units of lambda (Sec. 5.2)
+    steps: int = 1000
+    batch_size: int = 32
+    lr: float = 1e-3              # Adam, beta1 = 0.5 (their Sec. 4: 2e-4 for 200 epochs)
+    seed: int = 0
+
+
+def cycle_pair(cfg: CycleConfig) -> nn.ModuleDict:
+    """The two generators, G: A -> B ("G") and F: B -> A ("F"), section 9's U-Nets, in one module
+    so that one checkpoint holds both."""
+    return nn.ModuleDict({"G": UNet(P2PConfig(channels=cfg.channels)),
+                          "F": UNet(P2PConfig(channels=cfg.channels))})
+
+
+def cycle_critics(cfg: CycleConfig) -> nn.ModuleDict:
+    """The two discriminators, D_B ("B") and D_A ("A"): section 9's PatchGAN on images alone."""
+    return nn.ModuleDict({d: PatchDiscriminator(P2PConfig(channels=cfg.channels),
+                                                conditional=False) for d in ("B", "A")})
+
+
+def cycle_losses(pair: nn.ModuleDict, critics: nn.ModuleDict, a: torch.Tensor, b: torch.Tensor,
+                 cfg: CycleConfig) -> dict:
+    """The generators' objective (Zhu et al. 2017, Eq. 3, plus the identity loss of Sec. 5.2) on
+    unpaired batches a (domain A, thin) and b (domain B, thick), both (B, 1, 28, 28) in [0, 1]."""
+    G, Fm, D_b, D_a = pair["G"], pair["F"], critics["B"], critics["A"]
+    fake_b, fake_a = G(a), Fm(b)
+    out = {"fake_b": fake_b, "fake_a": fake_a}
+    # Eq. 1, twice, non-saturating (lesson 05): each fake should look real to its domain's critic
+    out["adv"] = g_loss_fn(D_b(None, fake_b).flatten()) + g_loss_fn(D_a(None, fake_a).flatten())
+    # Eq. 2: forward cycle a -> G(a) -> F(G(a)) ~ a, backward cycle b -> F(b) -> G(F(b)) ~ b
+    out["cycle"] = (Fm(fake_b) - a).abs().mean() + (G(fake_a) - b).abs().mean()
+    # Sec. 5.2: an image already in the target domain should pass unchanged
+    out["identity"] = (G(b) - b).abs().mean() + (Fm(a) - a).abs().mean()
+    out["total"] = (out["adv"] + cfg.cycle_weight * out["cycle"]
+                    + cfg.identity_weight * cfg.cycle_weight * out["identity"])
+    return out
+
+
+def train_cyclegan(pair: nn.ModuleDict, critics: nn.ModuleDict, xa: torch.Tensor,
+                   xb: torch.Tensor, cfg: CycleConfig) -> dict:
+    """Train on unpaired sets xa (N, 1, 28, 28) and xb (M, 1, 28, 28) in [0, 1]: each step draws
+    a batch from each set independently, then takes one step for both generators and one for
+    both discriminators."""
+    from deepgen_helpers.training import LossHistory, progress
+    device = next(pair.parameters()).device
+    g = torch.Generator().manual_seed(cfg.seed)
+    opt_g = torch.optim.Adam(pair.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(critics.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    history = LossHistory()
+    pair.train(); critics.train()
+    for _ in progress(range(cfg.steps), desc="CycleGAN"):
+        a = xa[torch.randint(len(xa), (cfg.batch_size,), generator=g)].to(device)   # unpaired:
+        b = xb[torch.randint(len(xb), (cfg.batch_size,), generator=g)].to(device)   # two draws
+        terms = cycle_losses(pair, critics, a, b, cfg)
+        opt_g.zero_grad(); terms["total"].backward(); opt_g.step()
+        d_loss = sum(d_loss_fn(critics[k](None, real).flatten(),
+                               critics[k](None, terms[fake].detach()).flatten())
+                     for k, real, fake in (("B", b, "fake_b"), ("A", a, "fake_a")))
+        opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+        history.log(d=d_loss.item(), adv=terms["adv"].item(), cycle=terms["cycle"].item(),
+                    identity=terms["identity"].item())
+    pair.eval(); critics.eval()
+    return {"history": history}
+
+
+# --- notebooks/06_image_to_image_gans.ipynb, cell c06-055 ---
+@torch.no_grad()
+def translation_report(pair: nn.ModuleDict, a: torch.Tensor, ya: torch.Tensor,
+                       b_true: torch.Tensor, yb: torch.Tensor, cycle: bool = True) -> dict:
+    """Measure a CycleGAN against the hidden truths: thin test digits a (N, 1, 28, 28) with labels
+    ya go through G (truth: thicken(a)); thick digits thicken(b_true) go through F (truth: b_true).
+    Each direction: PSNR to the true counterpart, the course classifier's accuracy, and the ink
+    ratio (sum of the output's pixels over the truth's; 1 is the right thickness), each (mean, SE).
+    With cycle=True also "cycle": PSNR of F(G(a)) to a; "honest": PSNR of F(thicken(a)) to a,
+    what F can recover from the true thick digit; "hidden": their paired difference in dB."""
+    from deepgen_helpers.metrics import mean_se, predict, psnr
+    dev = next(pair.parameters(), torch.empty(0)).device     # (no parameters: nn.Identity)
+    G, Fm = (lambda x: pair["G"](x.to(dev)).cpu()), (lambda x: pair["F"](x.to(dev)).cpu())
+    fake_b, fake_a = G(a), Fm(thicken(b_true))
+    out = {}
+    for key, fake, truth, y in (("to_thick", fake_b, thicken(a), ya),
+                                ("to_thin", fake_a, b_true, yb)):
+        out[key] = {"psnr": mean_se(psnr(fake, truth)),
+                    "accuracy": mean_se((predict(fake, "mnist") == y).float()),
+                    "ink": mean_se(fake.flatten(1).sum(1) / truth.flatten(1).sum(1))}
+    if cycle:
+        back, honest = psnr(Fm(fake_b), a), psnr(Fm(thicken(a)), a)
+        out.update(cycle=mean_se(back), honest=mean_se(honest), hidden=mean_se(back - honest))
+    return out
