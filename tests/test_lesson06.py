@@ -1,6 +1,8 @@
-"""Lesson 06 (image-to-image GANs: super-resolution and pix2pix): the lesson's own classes behave,
-the shipped upscalers load into them and meet the issue's bars, and every checker rejects the
-mistakes learners make."""
+"""Lesson 06 (image-to-image GANs: super-resolution, pix2pix, CycleGAN; GANs on text): the lesson's
+own classes behave, the shipped models load into them and meet the issue's bars, and every checker
+rejects the mistakes learners make."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -180,6 +182,14 @@ GOOD_AND_BAD = {
          lambda x, r: _shuffle(x, r, (0, 1, 2, 4, 3, 5)),        # tiles, not interleaved
          _shuffle_channel_last,
          lambda x, r: x.reshape(x.shape[0], -1, x.shape[2] * r, x.shape[3] * r)]),  # reshape only
+    "check_cycle_loss": (
+        lambda G, F, a, b: (F(G(a)) - a).abs().mean() + (G(F(b)) - b).abs().mean(),
+        [lambda G, F, a, b: (F(G(a)) - a).abs().mean(),                       # forward cycle only
+         lambda G, F, a, b: ((F(G(a)) - a) ** 2).mean() + ((G(F(b)) - b) ** 2).mean(),  # MSE
+         lambda G, F, a, b: (G(F(a)) - a).abs().mean() + (F(G(b)) - b).abs().mean(),  # order
+         lambda G, F, a, b: (F(G(a)) - a).abs().sum() + (G(F(b)) - b).abs().sum(),     # sums
+         lambda G, F, a, b: (F(G(a)) - a).mean().abs() + (G(F(b)) - b).mean().abs(),   # no |.|
+         lambda G, F, a, b: (G(a) - a).abs().mean() + (F(b) - b).abs().mean()]),    # identity
     "check_gaussian_window": (
         _window,
         [_window_unnormalised, _window_off_centre, _window_wrong_exponent,
@@ -386,3 +396,237 @@ def test_cyclegan_hides_information_the_true_thick_digit_lacks(shipped_cycle):
     digit, so G(a) carries more than a thick digit does (Chu et al. 2017)."""
     gap, se = shipped_cycle["hidden"]
     assert gap - 3 * se > 1.0, f"{gap:.2f} ± {se:.2f} dB"
+
+
+# --------------------------------------------------------------------------------------------------
+# Text (section 11): Gumbel-softmax, the character GRU, its metrics, training, shipped models
+# --------------------------------------------------------------------------------------------------
+V = 27
+
+
+def small_names():
+    from deepgen_helpers import data
+    return lesson.split_names(data.load_names(), seed=0)
+
+
+# ---- Gumbel-softmax
+def test_gumbel_softmax_matches_torch_in_distribution():
+    logits = torch.tensor([1.0, -0.5, 0.3, 2.0, 0.0])
+    n, tau = 200_000, 0.5
+    ours = lesson.gumbel_softmax(logits.expand(n, 5), tau, generator=torch.Generator()
+                                 .manual_seed(0))
+    torch.manual_seed(1)
+    theirs = F.gumbel_softmax(logits.expand(n, 5), tau=tau)
+    for a, b in ((ours, theirs), (ours.argmax(-1), theirs.argmax(-1))):
+        if a.dim() == 1:                               # argmax frequencies vs each other
+            a, b = F.one_hot(a, 5).float(), F.one_hot(b, 5).float()
+        se = (a.var(0) / n + b.var(0) / n).sqrt()
+        assert ((a.mean(0) - b.mean(0)).abs() < 5 * se + 1e-6).all()
+    # the Gumbel-max trick (Eq. 1): the argmax is an exact sample of softmax(logits)
+    freq = F.one_hot(ours.argmax(-1), 5).float().mean(0)
+    p = torch.softmax(logits, -1)
+    assert ((freq - p).abs() < 5 * (p * (1 - p) / n).sqrt()).all()
+    # a different tau changes the relaxed values' spread: the test can tell tau apart
+    other = lesson.gumbel_softmax(logits.expand(n, 5), 2.0, generator=torch.Generator()
+                                  .manual_seed(0))
+    assert (other.max(-1).values.mean() - theirs.max(-1).values.mean()).abs() > 0.05
+
+
+def test_gumbel_softmax_low_tau_is_nearly_one_hot_and_rejects_bad_tau():
+    y = lesson.gumbel_softmax(torch.randn(100, V), 0.01, generator=torch.Generator()
+                              .manual_seed(0))
+    assert torch.allclose(y.sum(-1), torch.ones(100), atol=1e-5)
+    assert (y.max(-1).values > 0.9).float().mean() > 0.95
+    with pytest.raises(ValueError, match="tau"):
+        lesson.gumbel_softmax(torch.zeros(3), 0.0)
+
+
+def test_hard_gumbel_is_one_hot_with_the_soft_gradient():
+    w = torch.randn(8, V)
+    grads = []
+    for hard in (False, True):
+        logits = torch.randn(8, V, generator=torch.Generator().manual_seed(3)).requires_grad_()
+        y = lesson.gumbel_softmax(logits, 0.7, hard, generator=torch.Generator().manual_seed(4))
+        if hard:
+            assert torch.equal(y.detach(), F.one_hot(y.argmax(-1), V).float())
+        (w * y).sum().backward()
+        grads.append(logits.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)      # straight-through: soft gradient
+    assert grads[1].abs().sum() > 0
+
+
+def test_discrete_sampling_gives_no_gradient():
+    logits = torch.tensor([0.2, 1.0, -0.3], requires_grad=True)
+    i = torch.multinomial(torch.softmax(logits, -1), 1, generator=torch.Generator()
+                          .manual_seed(0))
+    x = F.one_hot(i[0], 3).float()
+    assert x.grad_fn is None and not x.requires_grad
+    with pytest.raises(RuntimeError):
+        (x * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    # the relaxation gives a gradient for the same loss
+    y = lesson.gumbel_softmax(logits, 0.5, hard=True, generator=torch.Generator().manual_seed(0))
+    (y * torch.tensor([1.0, 2.0, 3.0])).sum().backward()
+    assert logits.grad.abs().sum() > 0
+
+
+# ---- data
+def test_encode_decode_split():
+    tok = lesson.encode(["ab", "z", ""], max_len=4)
+    assert torch.equal(tok, torch.tensor([[1, 2, 0, 0], [26, 0, 0, 0], [0, 0, 0, 0]]))
+    assert lesson.decode(tok) == ["ab", "z", ""]
+    assert lesson.decode(torch.tensor([[1, 1, 1]])) == ["aaa"]         # no end token: all
+    with pytest.raises(ValueError, match="max_len"):
+        lesson.encode(["abcd"], max_len=4)
+    with pytest.raises(ValueError, match="a-z"):
+        lesson.encode(["Ab"])
+    split = small_names()
+    sizes = {k: len(v) for k, v in split.items()}
+    assert sizes == {"train": 20645, "ref": 5898, "test": 2951}
+    assert not set(split["train"]) & set(split["ref"]) and not set(split["ref"]) & set(
+        split["test"])
+    assert lesson.split_names(split["train"][:50], seed=1) == lesson.split_names(
+        split["train"][:50], seed=1)
+    assert lesson.split_names(split["train"][:50], seed=1) != lesson.split_names(
+        split["train"][:50], seed=2)
+
+
+# ---- models
+def test_shapes_and_end_token_format():
+    cfg = lesson.CharConfig()
+    G, D = lesson.CharGRU(cfg), lesson.CharCNN(cfg)
+    logits, h = G(torch.zeros(5, 7, V))
+    assert logits.shape == (5, 7, V) and h.shape == (1, 5, cfg.hidden)
+    x = lesson.generate(G, 64, tau=0.5, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (64, 16, V) and D(x).shape == (64,)
+    ends = x.argmax(-1) == lesson.END
+    assert torch.equal(ends.long().cummax(1).values.bool(), ends)     # only '.' after a '.'
+    assert torch.equal(x.sum(-1), torch.ones(64, 16))
+    # the generated sequence is differentiable in G's weights
+    D(lesson.generate(G, 4, tau=0.5)).sum().backward()
+    assert G.embed.weight.grad.abs().sum() > 0 and G.gru.weight_hh_l0.grad.abs().sum() > 0
+
+
+def test_sampling_is_reproducible_by_seed_and_temperature_sharpens():
+    torch.manual_seed(0)
+    G = lesson.CharGRU(lesson.CharConfig())
+    a, b = lesson.sample_names(G, 300, seed=3), lesson.sample_names(G, 300, seed=3)
+    assert a == b and a != lesson.sample_names(G, 300, seed=4)
+    with torch.no_grad():            # an untrained net has near-ties; sharpen it first
+        G.out.weight.mul_(100)
+    cold = lesson.sample_names(G, 300, temperature=1e-3, seed=3)
+    greedy = lesson.sample_names(G, 300, temperature=1e-6, seed=4)
+    assert len(set(a)) > 250 and len(set(cold)) <= 3 and len(set(greedy)) == 1
+
+
+def test_name_nll_known_cases():
+    torch.manual_seed(0)
+    G = lesson.CharGRU(lesson.CharConfig())
+    names = ["ab", "zoe", ""]
+    # by hand: step by step through the model, -log p of each letter and of the end token
+    expected = []
+    for name in names:
+        ids = [lesson.VOCAB.index(c) for c in name] + [lesson.END]
+        x, h, total = lesson.start_token(1, G.cfg), None, 0.0
+        for i in ids:
+            logits, h = G(x, h)
+            total -= torch.log_softmax(logits[0, 0], -1)[i].item()
+            x = F.one_hot(torch.tensor([[i]]), V).float()
+        expected.append(total / len(ids))
+    assert torch.allclose(lesson.name_nll(G, names), torch.tensor(expected), atol=1e-5)
+    # padding does not count: the same names in a batch with a long one
+    with_long = lesson.name_nll(G, names + ["abcdefghijklmno"])[:3]
+    assert torch.allclose(with_long, torch.tensor(expected), atol=1e-5)
+    with torch.no_grad():
+        G.out.weight.zero_(); G.out.bias.zero_()
+    assert torch.allclose(lesson.name_nll(G, names), torch.full((3,), math.log(27)), atol=1e-6)
+
+
+def test_text_quality_on_a_hand_made_list():
+    G = lesson.CharGRU(lesson.CharConfig())
+    with torch.no_grad():
+        G.out.weight.zero_(); G.out.bias.zero_()              # uniform: ln 27 per character
+    names = ["anna", "anna", "bob", "zed"]
+    q = lesson.text_quality(names, {"anna"}, ["anna", "bob", "eve"], G, block=2)
+    assert q["real"] == pytest.approx((0.75, 0.25))            # [1, 1, 1, 0]: sd 0.5, / sqrt 4
+    assert q["novel"][0] == pytest.approx(0.5)
+    assert q["distinct"] == pytest.approx((0.75, 0.25))        # blocks: 1/2, 2/2
+    assert q["length"][0] == pytest.approx(3.5)
+    assert q["nll"][0] == pytest.approx(math.log(27), abs=1e-5) and q["n"] == 4
+    with pytest.raises(ValueError, match="block"):
+        lesson.text_quality(names, set(), set(), G, block=3)
+
+
+# ---- training
+def test_train_mle_improves_and_keeps_the_best():
+    split = small_names()
+    tokens, val = lesson.encode(split["train"][:3000]), lesson.encode(split["ref"][:500])
+    torch.manual_seed(0)
+    G = lesson.CharGRU(lesson.CharConfig())
+    before = lesson.mle_loss(G, val).item()
+    out = lesson.train_mle(G, tokens, lesson.TextTrainConfig(steps=80, eval_every=20, desc="t"),
+                           val=val)
+    after = lesson.mle_loss(G, val).item()
+    assert before > 3.2 and after < 2.9
+    assert after == pytest.approx(min(out["history"].values["val"]), abs=1e-5)
+
+
+def bigram_nll(train_names, names):
+    """Mean NLL per character (end token included) of names under the add-one-smoothed bigram
+    counts of train_names: a cheap judge that needs no trained network."""
+    counts = torch.ones(V, V)
+    for n in train_names:
+        ids = [0] + [lesson.VOCAB.index(c) for c in n] + [0]
+        for a, b in zip(ids, ids[1:]):
+            counts[a, b] += 1
+    logp = (counts / counts.sum(1, keepdim=True)).log()
+    nll = [-sum(logp[a, b].item() for a, b in zip(ids, ids[1:])) / (len(ids) - 1)
+           for ids in ([0] + [lesson.VOCAB.index(c) for c in n] + [0] for n in names)]
+    return sum(nll) / len(nll)
+
+
+def test_bigram_judge_knows_real_from_random():
+    split = small_names()
+    random_names = ["".join(lesson.VOCAB[1 + (7 * i + 3 * k) % 26] for k in range(6))
+                    for i in range(50)]
+    assert bigram_nll(split["train"], split["test"][:200]) < 2.6 < bigram_nll(split["train"],
+                                                                               random_names)
+
+
+def test_train_text_gan_makes_samples_more_name_like():
+    split = small_names()
+    tokens = lesson.encode(split["train"])
+    torch.manual_seed(0)
+    G, D = lesson.CharGRU(lesson.CharConfig()), lesson.CharCNN(lesson.CharConfig())
+    before = bigram_nll(split["train"], lesson.sample_names(G, 300, seed=2))
+    out = lesson.train_text_gan(G, D, tokens, lesson.TextTrainConfig(steps=120, desc="t"))
+    assert out["history"].values["tau"][0] == 1.0 and out["history"].values["tau"][-1] == 0.5
+    after = bigram_nll(split["train"], lesson.sample_names(G, 300, seed=2))
+    assert after < before - 0.5, (before, after)
+
+
+@pytest.mark.parametrize("name, bar", [("text_ref", 2.30), ("text_mle", 2.10)])
+def test_shipped_likelihood_models_predict_unseen_names(name, bar):
+    model = lesson.CharGRU(lesson.CharConfig())
+    payload = checkpoints.load_shipped(name, model)
+    assert payload["metadata"]["stored_dtype"] == "float16"
+    split = small_names()
+    with torch.no_grad():
+        assert lesson.mle_loss(model.eval(), lesson.encode(split["test"])).item() < bar
+
+
+def test_shipped_mle_model_beats_the_gan_on_quality_and_diversity():
+    """Section 11's conclusion, on fresh samples (seed 8; the lesson and the manifest use
+    others): at T = 1 the MLE model's names are more name-like to the judge and more distinct."""
+    models = {}
+    for name in ("text_ref", "text_mle", "text_gan"):
+        models[name] = lesson.CharGRU(lesson.CharConfig())
+        checkpoints.load_shipped(name, models[name])
+    names = data.load_names()
+    split = lesson.split_names(names, seed=0)
+    q = {k: lesson.text_quality(lesson.sample_names(models[k], 2000, 1.0, seed=8),
+                                split["train"], names, models["text_ref"])
+         for k in ("text_mle", "text_gan")}
+    mle, gan = q["text_mle"], q["text_gan"]
+    assert mle["nll"][0] + 3 * (mle["nll"][1] + gan["nll"][1]) < gan["nll"][0], (mle, gan)
+    assert mle["distinct"][0] - 3 * (mle["distinct"][1] + gan["distinct"][1]) > gan["distinct"][0]
+    assert mle["real"][0] > 2 * gan["real"][0]

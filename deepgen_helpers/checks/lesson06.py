@@ -97,3 +97,38 @@ def check_gaussian_window(fn: Callable[[int, float], torch.Tensor]) -> CheckResu
                            "by w.sum() so that the weights sum to 1.")
 
 
+
+
+# --------------------------------------------------------------------------------------------------
+def _cycle_ref(G: Callable, F: Callable, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (F(G(a)) - a).abs().mean() + (G(F(b)) - b).abs().mean()
+
+
+def check_cycle_loss(fn: Callable) -> CheckResult:
+    """``fn(G, F, a, b) -> scalar``: the cycle-consistency loss of Zhu et al. (2017, Eq. 2),
+    ``mean |F(G(a)) - a| + mean |G(F(b)) - b|``, each mean over all images and pixels (as the
+    lesson's ``cycle_losses``), for generators ``G: A -> B`` and ``F: B -> A`` (any callables)."""
+    g = _g(63)
+    a, b = torch.rand(4, 1, 6, 6, generator=g), torch.rand(3, 1, 6, 6, generator=g)
+
+    def darken(x):                                  # a "G" that is not its own inverse
+        return x * 0.5 + 0.1
+
+    def square(x):
+        return x ** 2
+    cases = [
+        Case((darken, square, a, b), _cycle_ref(darken, square, a, b),
+             "G(x) = x/2 + 0.1, F(x) = x^2, 4 A images and 3 B images of 6x6"),
+        Case((square, darken, b, a), _cycle_ref(square, darken, b, a),
+             "the roles swapped: G(x) = x^2, F(x) = x/2 + 0.1"),
+        Case((lambda x: 1 - x, lambda x: 1 - x, a, b), torch.tensor(0.0),
+             "G and F each invert the grey levels: a perfect cycle, loss 0"),
+    ]
+
+    def compare(got, expected) -> bool:
+        return (isinstance(got, torch.Tensor) and got.dim() == 0
+                and torch.allclose(got.detach().double(), expected.double(), atol=1e-5))
+    return run_checks("cycle_loss", fn, cases, compare=compare,
+                      hint="two terms: the forward cycle (F(G(a)) - a).abs().mean() and the "
+                           "backward cycle (G(F(b)) - b).abs().mean(); an L1 distance (not "
+                           "squared), each back-translation compared with its own start.")

@@ -372,3 +372,290 @@ def translation_report(pair: nn.ModuleDict, a: torch.Tensor, ya: torch.Tensor,
         back, honest = psnr(Fm(fake_b), a), psnr(Fm(thicken(a)), a)
         out.update(cycle=mean_se(back), honest=mean_se(honest), hidden=mean_se(back - honest))
     return out
+
+
+# --- notebooks/06_image_to_image_gans.ipynb, cell c06-062 ---
+# new in this lesson: a differentiable stand-in for sampling a category
+def gumbel_softmax(logits: torch.Tensor, tau: float = 1.0, hard: bool = False,
+                   generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """A relaxed one-hot sample from Categorical(softmax(logits)), logits (..., V) -> (..., V).
+
+    g = -log(-log u), u ~ U(0, 1), are Gumbel(0, 1) noises; argmax_i (logits_i + g_i) is an exact
+    sample (the Gumbel-max trick, Jang et al. 2017, Eq. 1) and softmax((logits + g) / tau) its
+    relaxation (their Eq. 2), which tends to that one-hot as tau -> 0. With ``hard=True`` the
+    forward value is the one-hot of the argmax and the gradient is the relaxation's (the
+    straight-through estimator, their Sec. 2.2).
+    """
+    if not tau > 0:
+        raise ValueError(f"tau must be > 0 (the relaxation's temperature), got {tau!r}.")
+    u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype, device="cpu")
+    g = -torch.log(-torch.log(u.clamp_min(1e-20))).to(logits.device)   # Gumbel(0, 1), (..., V)
+    y = torch.softmax((logits + g) / tau, dim=-1)                       # Eq. 2, (..., V)
+    if not hard:
+        return y
+    y_hard = F.one_hot(y.argmax(-1), logits.shape[-1]).to(y)            # Eq. 1's sample
+    return y_hard - y.detach() + y                                      # value y_hard, grad of y
+
+
+# --- notebooks/06_image_to_image_gans.ipynb, cell c06-065 ---
+# new in this lesson: text as tokens. Index 0 is '.', which ends a name (and starts the input)
+VOCAB = "." + "abcdefghijklmnopqrstuvwxyz"
+END = 0
+
+
+def split_names(names: List[str], seed: int = 0,
+                fractions: tuple = (0.7, 0.2)) -> dict:
+    """The distinct names, shuffled by a seeded permutation -> {"train", "ref", "test"} lists
+    (fractions[0], fractions[1] and the rest)."""
+    unique = sorted(set(names))
+    order = torch.randperm(len(unique), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_train, n_ref = int(fractions[0] * len(unique)), int(fractions[1] * len(unique))
+    shuffled = [unique[i] for i in order]
+    return {"train": shuffled[:n_train], "ref": shuffled[n_train:n_train + n_ref],
+            "test": shuffled[n_train + n_ref:]}
+
+
+def encode(names: List[str], max_len: int = 16) -> torch.Tensor:
+    """Names -> tokens (N, max_len) int64: the letters, then END to the end (at least one)."""
+    too_long = [n for n in names if len(n) >= max_len]
+    if too_long:
+        raise ValueError(f"{too_long[0]!r} has {len(too_long[0])} letters; max_len={max_len} "
+                         "leaves room for max_len - 1 and the end token. Raise max_len.")
+    bad = sorted({c for n in names for c in n} - set(VOCAB[1:]))
+    if bad:
+        raise ValueError(f"names may only hold the letters a-z, found {bad[:5]}.")
+    tokens = torch.full((len(names), max_len), END, dtype=torch.long)
+    for row, name in enumerate(names):
+        tokens[row, :len(name)] = torch.tensor([VOCAB.index(c) for c in name], dtype=torch.long)
+    return tokens
+
+
+def decode(tokens: torch.Tensor) -> List[str]:
+    """Tokens (N, T) -> names: the letters before the first END (all T if there is none)."""
+    names = []
+    for row in tokens.tolist():
+        cut = row.index(END) if END in row else len(row)
+        names.append("".join(VOCAB[i] for i in row[:cut]))
+    return names
+
+
+# --- notebooks/06_image_to_image_gans.ipynb, cell c06-068 ---
+@dataclass
+class CharConfig:
+    """Sizes of a character model of names (the MLE model, the GAN generator and the judge)."""
+    vocab: int = 27              # len(VOCAB): '.' and a-z
+    embed: int = 32              # the one-hot's linear embedding
+    hidden: int = 128            # GRU state
+    max_len: int = 16            # tokens per name: up to 15 letters and '.'
+
+
+class CharGRU(nn.Module):
+    """One-hot (or relaxed one-hot) characters (B, T, V) -> next-character logits (B, T, V)."""
+
+    def __init__(self, cfg: CharConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.embed = nn.Linear(cfg.vocab, cfg.embed, bias=False)   # = an embedding on one-hots
+        self.gru = nn.GRU(cfg.embed, cfg.hidden, batch_first=True)
+        self.out = nn.Linear(cfg.hidden, cfg.vocab)
+
+    def forward(self, x: torch.Tensor, h: Optional[torch.Tensor] = None):
+        """x (B, T, V), state h (1, B, H) or None -> logits (B, T, V), new state (1, B, H)."""
+        out, h = self.gru(self.embed(x), h)                        # (B, T, H)
+        return self.out(out), h
+
+
+def start_token(n: int, cfg: CharConfig, device=None) -> torch.Tensor:
+    """The first input of every name: '.' as a one-hot, (n, 1, V)."""
+    x = torch.zeros(n, 1, cfg.vocab, device=device)
+    x[:, 0, END] = 1.0
+    return x
+
+
+def generate(model: CharGRU, n: int, tau: float = 1.0, hard: bool = True,
+             temperature: float = 1.0, generator: Optional[torch.Generator] = None
+             ) -> torch.Tensor:
+    """n names as (relaxed) one-hots (n, max_len, V), differentiable in the model's weights.
+
+    Each step samples with gumbel_softmax(logits / temperature, tau, hard) and feeds the sample
+    back. After the first END every position is END: out_t = a_t y_t + (1 - a_t) e_END with
+    a_t = prod_{s<t} (1 - y_s[END]), so with hard samples the output is exactly the data format.
+    """
+    cfg = model.cfg
+    device = next(model.parameters()).device
+    x, h = start_token(n, cfg, device), None
+    alive = torch.ones(n, 1, device=device)                     # a_t, (n, 1)
+    e_end = start_token(1, cfg, device)[:, 0]                   # (1, V)
+    outs = []
+    for _ in range(cfg.max_len):
+        logits, h = model(x, h)                                 # (n, 1, V)
+        y = gumbel_softmax(logits[:, 0] / temperature, tau, hard, generator)   # (n, V)
+        outs.append(alive * y + (1 - alive) * e_end)
+        alive = alive * (1 - y[:, END:END + 1])
+        x = y.unsqueeze(1)                                      # (n, 1, V): fed back
+    return torch.stack(outs, 1)                                 # (n, max_len, V)
+
+
+@torch.no_grad()
+def sample_names(model: CharGRU, n: int, temperature: float = 1.0, seed: int = 0,
+                 batch_size: int = 2000) -> List[str]:
+    """n names sampled from the model at a temperature (exact samples: Eq. 1), reproducible."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    names = []
+    for i in range(0, n, batch_size):
+        x = generate(model, min(batch_size, n - i), hard=True, temperature=temperature,
+                     generator=g)
+        names += decode(x.argmax(-1).cpu())
+    model.train(was_training)
+    return names
+
+
+def token_nll(model: CharGRU, tokens: torch.Tensor) -> tuple:
+    """NLL in nats of each token (B, T) under the model given the ones before, and the mask of
+    the tokens that count (the letters and the first END), both (B, T)."""
+    x = F.one_hot(tokens, model.cfg.vocab).float()                         # (B, T, V)
+    inp = torch.cat([start_token(len(tokens), model.cfg, tokens.device), x[:, :-1]], 1)
+    logits, _ = model(inp)                                                 # (B, T, V)
+    nll = F.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")   # (B, T)
+    is_end = (tokens == END).long()
+    mask = (is_end.cumsum(1) - is_end) == 0                 # no END before t: letters + first END
+    return nll, mask.float()
+
+
+def mle_loss(model: CharGRU, tokens: torch.Tensor) -> torch.Tensor:
+    """Mean NLL per character (incl. the end token) of a batch of names, tokens (B, T)."""
+    nll, mask = token_nll(model, tokens)
+    return (nll * mask).sum() / mask.sum()
+
+
+@torch.no_grad()
+def name_nll(model: CharGRU, names: List[str], batch_size: int = 2000) -> torch.Tensor:
+    """Each name's mean NLL per character, end token included, in nats: (N,). Names of any length
+    (an endless sample of max_len letters is scored on its letters and an end token)."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = []
+    for i in range(0, len(names), batch_size):
+        chunk = names[i:i + batch_size]
+        tokens = encode(chunk, max(len(n) for n in chunk) + 1).to(device)  # (B, T)
+        nll, mask = token_nll(model, tokens)
+        out.append(((nll * mask).sum(1) / mask.sum(1)).cpu())
+    model.train(was_training)
+    return torch.cat(out)
+
+
+class CharCNN(nn.Module):
+    """The discriminator: one-hot names (B, max_len, V) -> logits (B,); > 0 means "real"."""
+
+    def __init__(self, cfg: CharConfig, channels: int = 64):
+        super().__init__()
+        self.cfg = cfg
+        self.net = nn.Sequential(
+            nn.Conv1d(cfg.vocab, channels, 3, padding=1), nn.LeakyReLU(0.2),    # (B, c, T)
+            nn.Conv1d(channels, channels, 3, padding=1), nn.LeakyReLU(0.2),
+            nn.Flatten(),                                                       # (B, c T)
+            nn.Linear(channels * cfg.max_len, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.transpose(1, 2)).squeeze(1)           # conv over time: (B, V, T)
+
+
+# --- notebooks/06_image_to_image_gans.ipynb, cell c06-071 ---
+@dataclass
+class TextTrainConfig:
+    """How train_mle and train_text_gan train a CharGRU (the GAN also a CharCNN)."""
+    steps: int = 2000
+    batch_size: int = 64
+    lr: float = 3e-3             # Adam for the CharGRU (MLE or generator)
+    lr_d: float = 1e-3           # Adam for the discriminator (GAN)
+    tau_start: float = 1.0       # Gumbel-softmax temperature, annealed linearly (GAN)
+    tau_end: float = 0.5
+    smooth: float = 1.0          # one-sided label smoothing of lesson 05 (1.0: none)
+    eval_every: int = 0          # MLE with validation names: keep the best weights seen
+    seed: int = 0
+    desc: str = "MLE"
+
+
+def train_mle(model: CharGRU, tokens: torch.Tensor, cfg: TextTrainConfig,
+              val: Optional[torch.Tensor] = None) -> dict:
+    """Maximum likelihood with teacher forcing on names tokens (N, T). With validation tokens
+    val and cfg.eval_every, keeps the weights with the lowest validation NLL (early stopping).
+    Returns {"history": LossHistory (nll, val), "best_step": int}."""
+    from deepgen_helpers.training import LossHistory, progress
+    device = next(model.parameters()).device
+    g = torch.Generator().manual_seed(cfg.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    history, best = LossHistory(), (math.inf, 0, None)
+    model.train()
+    for step in progress(range(1, cfg.steps + 1), desc=cfg.desc):
+        batch = tokens[torch.randint(len(tokens), (cfg.batch_size,), generator=g)].to(device)
+        loss = mle_loss(model, batch)
+        opt.zero_grad(); loss.backward(); opt.step()
+        history.log(nll=loss.item())
+        if val is not None and cfg.eval_every and (step % cfg.eval_every == 0
+                                                   or step == cfg.steps):
+            with torch.no_grad():
+                model.eval()
+                v = mle_loss(model, val.to(device)).item()
+                model.train()
+            history.values["val"].append(v)
+            if v < best[0]:
+                best = (v, step, {k: t.clone() for k, t in model.state_dict().items()})
+    if best[2] is not None:
+        model.load_state_dict(best[2])
+    model.eval()
+    return {"history": history, "best_step": best[1] or cfg.steps}
+
+
+def train_text_gan(G: CharGRU, D: CharCNN, tokens: torch.Tensor, cfg: TextTrainConfig) -> dict:
+    """A GAN on names tokens (N, T): per batch one discriminator step (lesson 05's d_loss_fn)
+    and one generator step (g_loss_fn) through straight-through Gumbel-softmax samples.
+    Returns {"history": LossHistory (d, g, tau)}."""
+    from deepgen_helpers.models.dcgan import d_loss_fn, g_loss_fn
+    from deepgen_helpers.training import LossHistory, progress
+    device = next(G.parameters()).device
+    g = torch.Generator().manual_seed(cfg.seed)
+    opt_g = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
+    history = LossHistory()
+    G.train(); D.train()
+    for step in progress(range(cfg.steps), desc=cfg.desc):
+        tau = cfg.tau_start + (cfg.tau_end - cfg.tau_start) * step / max(cfg.steps - 1, 1)
+        idx = torch.randint(len(tokens), (cfg.batch_size,), generator=g)
+        real = F.one_hot(tokens[idx], G.cfg.vocab).float().to(device)     # (B, T, V)
+        with torch.no_grad():
+            fake = generate(G, cfg.batch_size, tau, hard=True, generator=g)
+        d_loss = d_loss_fn(D(real), D(fake), cfg.smooth)
+        opt_d.zero_grad(); d_loss.backward(); opt_d.step()
+        g_loss = g_loss_fn(D(generate(G, cfg.batch_size, tau, hard=True, generator=g)))
+        opt_g.zero_grad(); g_loss.backward(); opt_g.step()
+        history.log(d=d_loss.item(), g=g_loss.item(), tau=tau)
+    G.eval(); D.eval()
+    return {"history": history}
+
+
+# --- notebooks/06_image_to_image_gans.ipynb, cell c06-075 ---
+def text_quality(names: List[str], train_names, all_names, ref_model: CharGRU,
+                 block: int = 500) -> dict:
+    """Quality and diversity of sampled names, each as (mean, standard error):
+
+    nll: mean NLL per character (end token included) under the judge ref_model, per name;
+    real: fraction that are real names (in all_names); novel: fraction not in train_names;
+    distinct: fraction of different names within blocks of ``block`` samples (a fixed size, as
+    the fraction falls with the number of samples), mean and SE over the blocks; length: letters.
+    """
+    from deepgen_helpers.metrics import mean_se
+    if len(names) < 2 * block:
+        raise ValueError(f"text_quality needs at least 2 blocks of {block} names for the "
+                         f"standard error of 'distinct', got {len(names)}; pass a smaller block.")
+    train_names, all_names = set(train_names), set(all_names)
+    blocks = [names[i:i + block] for i in range(0, len(names) - block + 1, block)]
+    return {"nll": mean_se(name_nll(ref_model, names)),
+            "real": mean_se([float(n in all_names) for n in names]),
+            "novel": mean_se([float(n not in train_names) for n in names]),
+            "distinct": mean_se([len(set(b)) / block for b in blocks]),
+            "length": mean_se([float(len(n)) for n in names]),
+            "n": len(names)}
