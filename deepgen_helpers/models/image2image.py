@@ -177,6 +177,17 @@ class P2PConfig:
     batch_size: int = 64
     lr: float = 1e-3             # Adam, beta1 = 0.5 (their Sec. 3.3: 2e-4, long runs)
     seed: int = 0
+    norm: str = "batch"          # the U-Net's normalisation: "batch", or "instance" (section 10)
+
+
+def norm_layer(cfg: P2PConfig, channels: int) -> nn.Module:
+    """Batch norm (pix2pix), or instance norm (CycleGAN, Zhu et al. 2017, Sec. 4): each image's
+    own statistics, the same in training and evaluation."""
+    if cfg.norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if cfg.norm == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    raise ValueError(f"norm must be 'batch' or 'instance', got {cfg.norm!r}.")
 
 
 class UNet(nn.Module):
@@ -188,12 +199,12 @@ class UNet(nn.Module):
         c = cfg.channels
         act = nn.LeakyReLU(0.2)
         self.down1 = nn.Sequential(nn.Conv2d(1, c, 3, padding=1), act)                 # 28x28
-        self.down2 = nn.Sequential(nn.Conv2d(c, 2 * c, 4, 2, 1), nn.BatchNorm2d(2 * c), act)
-        self.down3 = nn.Sequential(nn.Conv2d(2 * c, 4 * c, 4, 2, 1), nn.BatchNorm2d(4 * c), act)
+        self.down2 = nn.Sequential(nn.Conv2d(c, 2 * c, 4, 2, 1), norm_layer(cfg, 2 * c), act)
+        self.down3 = nn.Sequential(nn.Conv2d(2 * c, 4 * c, 4, 2, 1), norm_layer(cfg, 4 * c), act)
         self.up3 = nn.Sequential(nn.ConvTranspose2d(4 * c, 2 * c, 4, 2, 1),
-                                 nn.BatchNorm2d(2 * c), nn.ReLU())                       # 14x14
+                                 norm_layer(cfg, 2 * c), nn.ReLU())                      # 14x14
         self.up2 = nn.Sequential(nn.ConvTranspose2d(4 * c, c, 4, 2, 1),
-                                 nn.BatchNorm2d(c), nn.ReLU())                           # 28x28
+                                 norm_layer(cfg, c), nn.ReLU())                          # 28x28
         self.out = nn.Conv2d(2 * c, 1, 3, padding=1)
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
@@ -291,10 +302,10 @@ class CycleConfig:
 
 
 def cycle_pair(cfg: CycleConfig) -> nn.ModuleDict:
-    """The two generators, G: A -> B ("G") and F: B -> A ("F"), section 9's U-Nets, in one module
-    so that one checkpoint holds both."""
-    return nn.ModuleDict({"G": UNet(P2PConfig(channels=cfg.channels)),
-                          "F": UNet(P2PConfig(channels=cfg.channels))})
+    """The two generators, G: A -> B ("G") and F: B -> A ("F"), section 9's U-Nets with instance
+    norm, in one module so that one checkpoint holds both."""
+    unet = P2PConfig(channels=cfg.channels, norm="instance")
+    return nn.ModuleDict({"G": UNet(unet), "F": UNet(unet)})
 
 
 def cycle_critics(cfg: CycleConfig) -> nn.ModuleDict:
