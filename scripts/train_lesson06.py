@@ -2,12 +2,12 @@
 
     python scripts/train_lesson06.py sr --dataset mnist --scale 4 --steps 3000 --gan-steps 2000 \
         --half
-    python scripts/train_lesson06.py sr --dataset fashion_mnist --scale 4 --steps 3000 \
-        --gan-steps 2000 --half
-    python scripts/train_lesson06.py sr --dataset mnist --scale 2 --steps 1500 --gan-steps 1000 \
+    python scripts/train_lesson06.py sr --dataset fashion_mnist --scale 4 --steps 2000 \
+        --gan-steps 1200 --half --d-norm spectral
+    python scripts/train_lesson06.py sr --dataset mnist --scale 2 --steps 1000 --gan-steps 600 \
         --half
-    python scripts/train_lesson06.py sr --dataset fashion_mnist --scale 2 --steps 1500 \
-        --gan-steps 1000 --half
+    python scripts/train_lesson06.py sr --dataset fashion_mnist --scale 2 --steps 1000 \
+        --gan-steps 600 --half --d-norm spectral
     python scripts/train_lesson06.py cycle --steps 3000 --half
     python scripts/train_lesson06.py text ref --steps 4000 --half     # the judge, first
     python scripts/train_lesson06.py text mle --steps 8000 --half
@@ -252,6 +252,8 @@ def main(argv=None) -> int:
     p.add_argument("--scale", type=int, default=4, choices=[2, 4])
     p.add_argument("--steps", type=int, required=True, help="pixel-loss steps (batches of 64)")
     p.add_argument("--gan-steps", type=int, required=True, help="GAN fine-tuning steps")
+    p.add_argument("--d-norm", default="batch", choices=["batch", "spectral"],
+                   help="the GAN's discriminator: lesson 05's GANConfig(d_norm=...)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
     p.add_argument("--no-save", action="store_true")
@@ -276,7 +278,7 @@ def main(argv=None) -> int:
     pix_wall = time.time() - start
     seed_everything(args.seed + 1)
     gan = copy.deepcopy(pix)
-    D = Discriminator(GANConfig())
+    D = Discriminator(GANConfig(d_norm=args.d_norm))
     init_weights(D)
     start = time.time()
     lesson.train_sr(gan, x_train, lesson.SRTrainConfig(steps=args.gan_steps, seed=args.seed + 1,
@@ -284,7 +286,8 @@ def main(argv=None) -> int:
     gan_wall = time.time() - start
     half = " --half" if args.half else ""
     command = (f"python scripts/train_lesson06.py sr --dataset {ds} --scale {s} --steps "
-               f"{args.steps} --gan-steps {args.gan_steps} --seed {args.seed}{half}")
+               f"{args.steps} --gan-steps {args.gan_steps} --seed {args.seed}{half}"
+               + (f" --d-norm {args.d_norm}" if args.d_norm != "batch" else ""))
     for kind, model, wall in (("pixel", pix, pix_wall), ("gan", gan, pix_wall + gan_wall)):
         if args.half:
             checkpoints.round_to_half(model)

@@ -274,20 +274,21 @@ def test_shipped_upscalers_are_small_and_refuse_another_factor():
         checkpoints.load_shipped("sr_pixel_mnist_x4", lesson.SRNet(lesson.SRConfig(scale=2)))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10's target 'the GAN has the best FID of the three' "
-                                       "is not met on Fashion-MNIST x4 at the shipped budget: the "
-                                       "SRGAN's FID is about 46 against the pixel CNN's 32")
-def test_srgan_has_the_best_fid_on_fashion_mnist_x4():
+@pytest.mark.parametrize("scale, spreads", [(4, 2), (2, 0)])
+def test_srgan_has_the_best_fid_on_fashion_mnist(scale, spreads):
+    """Fashion-MNIST's shipped SRGANs (spectrally normalised critic) beat the pixel CNN on FID
+    (another test subset than the lesson's): at x4 by more than twice the spread over reference
+    sets; at x2, where both are close to the real-vs-real floor, by less than one spread."""
     x_test, _ = data.load_images("fashion_mnist", "test")
     x = x_test[metrics.random_subset(len(x_test), 1000, seed=14)]
     x_train, _ = data.load_images("fashion_mnist", "train")
     reference = x_train[metrics.random_subset(len(x_train), 4000, seed=15)]
-    lr = lesson.downsample(x, 4)
-    fid = {kind: metrics.fid_with_floor(lesson.upscale(_shipped(kind, "fashion_mnist", 4), lr),
-                                        reference, n=1000, repeats=3,
-                                        dataset="fashion_mnist")["fid"]
+    lr = lesson.downsample(x, scale)
+    fid = {kind: metrics.fid_with_floor(lesson.upscale(_shipped(kind, "fashion_mnist", scale), lr),
+                                        reference, n=1000, repeats=3, dataset="fashion_mnist")
            for kind in ("pixel", "gan")}
-    assert fid["gan"] < fid["pixel"], fid
+    spread = max(fid["gan"]["fid_sd"], fid["pixel"]["fid_sd"])
+    assert fid["gan"]["fid"] + spreads * spread < fid["pixel"]["fid"], fid
 
 
 # --------------------------------------------------------------------------------------------------
