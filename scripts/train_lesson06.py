@@ -91,15 +91,28 @@ def r(x, nd=4):
     return round(float(x), nd)
 
 
-def quality_json(q: dict) -> dict:
-    """text_quality's (mean, se) pairs as flat JSON numbers."""
+def quality_json(q: dict, prefix: str = "") -> dict:
+    """A report of (mean, se) pairs (text_quality, translation_report; nested dicts name their
+    keys "outer_inner") as flat JSON numbers: name and name_se."""
     out = {}
     for k, v in q.items():
-        if isinstance(v, tuple):
-            out[k], out[f"{k}_se"] = r(v[0]), r(v[1])
+        name = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(quality_json(v, prefix=f"{name}_"))
+        elif isinstance(v, tuple):
+            out[name], out[f"{name}_se"] = r(v[0]), r(v[1])
         else:
-            out[k] = v
+            out[name] = v
     return out
+
+
+def common_options(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The options every subcommand shares."""
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
+    p.add_argument("--no-save", action="store_true")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (1 beside other jobs)")
+    return p
 
 
 def load(name: str, ckpt_dir: Path) -> lesson.CharGRU:
@@ -113,10 +126,7 @@ def text(argv) -> int:
     p.add_argument("which", choices=["ref", "mle", "gan", "measure"])
     p.add_argument("--steps", type=int, default=0, help="training steps (batches of 64)")
     p.add_argument("--eval-every", type=int, default=250, help="MLE: validation interval")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (1 beside other jobs)")
-    p.add_argument("--no-save", action="store_true")
+    common_options(p)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,10 +209,7 @@ def measure(ckpt_dir: Path, split: dict, train_set: set, all_set: set) -> int:
 def cycle(argv) -> int:
     p = argparse.ArgumentParser(description="Train the shipped CycleGAN (thin <-> thick digits).")
     p.add_argument("--steps", type=int, required=True, help="steps of 32 + 32 unpaired digits")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
-    p.add_argument("--no-save", action="store_true")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (1 beside other jobs)")
+    common_options(p)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -220,11 +227,7 @@ def cycle(argv) -> int:
     x_test, y_test = data.load_images("mnist", "test")
     ia, ib = (metrics.random_subset(len(x_test), 1000, seed=s) for s in (31, 32))
     rep = lesson.translation_report(pair, x_test[ia], y_test[ia], x_test[ib], y_test[ib])
-    q = {}
-    for key, val in rep.items():
-        for k, (m, se) in (val.items() if isinstance(val, dict) else [(None, val)]):
-            name = key if k is None else f"{key}_{k}"
-            q[name], q[f"{name}_se"] = round(m, 4), round(se, 4)
+    q = quality_json(rep)
     name = "cyclegan_thin_thick"
     print(json.dumps({"name": name, "wall_seconds": round(wall, 1), "quality": q}), flush=True)
     if not args.no_save:
@@ -254,10 +257,7 @@ def main(argv=None) -> int:
     p.add_argument("--gan-steps", type=int, required=True, help="GAN fine-tuning steps")
     p.add_argument("--d-norm", default="batch", choices=["batch", "spectral"],
                    help="the GAN's discriminator: lesson 05's GANConfig(d_norm=...)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--half", action="store_true", help="store float16 weights; quality on them")
-    p.add_argument("--no-save", action="store_true")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (1 beside other jobs)")
+    common_options(p)
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
