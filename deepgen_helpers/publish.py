@@ -56,6 +56,10 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "image2image",
         "Lesson 06's super-resolution CNN and pix2pix (U-Net, PatchGAN): data, losses, training.",
     ),
+    "07_diffusion_fundamentals": (
+        "diffusion",
+        "Lesson 07's diffusion basics: noise schedules, q(x_t | x_0), eps loss, DDPM sampler, MLP.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing
