@@ -13,6 +13,15 @@ from deepgen_helpers.models import diffusion as lesson
 from deepgen_helpers.models.gan2d import toy_modes
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The lesson runs its tiny networks on one CPU thread (see its setup cell); so do the tests."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _schedule(kind="linear", T=1000):
     return lesson.NoiseSchedule(lesson.ScheduleConfig(T=T, kind=kind))
 
@@ -204,15 +213,7 @@ def test_sampler_is_algorithm_2_and_its_trajectory():
     assert [t for t, _ in traj] == [1000, 750, 500, 250, 0]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_ddpm_learns_the_ring(one_thread):
+def test_ddpm_learns_the_ring():
     """The lesson's recipe (cosine schedule, 3,000 steps, seed 0) on lesson 04's ring: all 8 modes
     and over 90 % high-quality samples (lesson: 0.94 over three seeds); about 12 s on one core."""
     x = lesson_ring_data()
