@@ -60,6 +60,10 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "diffusion",
         "Lesson 07's diffusion basics: noise schedules, q(x_t | x_0), eps loss, DDPM sampler, MLP.",
     ),
+    "08_diffusion_on_images": (
+        "unet",
+        "Lesson 08's U-Net, eps/x0/v targets, min-SNR loss, EMA, DDIM and respaced DDPM, training.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing
