@@ -45,22 +45,30 @@ ABLATIONS = {"recipe": ({}, {}), "no_smoothing": ({}, {"smooth": 1.0}),
              "no_ema": ({}, {"ema_decay": 0.0})}
 
 
-def three_bars(model, dataset="mnist", n=1000, seed=1, conditional=False):
-    """The lesson's bars on n samples (100 per class if conditional, as in section 7.1): mean
-    top-class probability (and SE), class entropy, FID with its spread and the real-vs-real
-    floor."""
-    y = torch.arange(n) % 10 if conditional else None
-    images = lesson.sample(model, n, seed=seed, y=y)
+def image_bars(images, dataset="mnist", n=1000, labels=None):
+    """The lessons' bars on n images in [0, 1]: mean top-class probability (and SE), class
+    entropy, FID with its spread and the real-vs-real floor; with ``labels`` (the classes asked
+    for) also the class accuracy and its SE."""
     with torch.no_grad():
         probs = F.softmax(load_classifier(dataset)(images), dim=1)
     top, top_se = metrics.mean_se(probs.max(1).values)
     x_test, _ = data.load_images(dataset, "test")
     fid = metrics.fid_with_floor(images, x_test, n=n, repeats=3, dataset=dataset)
-    return {"top_class_prob": round(top, 4), "top_class_prob_se": round(top_se, 4),
-            "class_entropy": round(metrics.class_entropy(probs.argmax(1)), 4),
-            "fid": round(fid["fid"], 2), "fid_sd": round(fid["fid_sd"], 2),
-            "fid_floor": round(fid["floor"], 2), "fid_floor_sd": round(fid["floor_sd"], 2),
-            "fid_over_floor": round(fid["fid"] / fid["floor"], 2)}
+    out = {"top_class_prob": round(top, 4), "top_class_prob_se": round(top_se, 4),
+           "class_entropy": round(metrics.class_entropy(probs.argmax(1)), 4),
+           "fid": round(fid["fid"], 2), "fid_sd": round(fid["fid_sd"], 2),
+           "fid_floor": round(fid["floor"], 2), "fid_floor_sd": round(fid["floor_sd"], 2),
+           "fid_over_floor": round(fid["fid"] / fid["floor"], 2)}
+    if labels is not None:
+        acc, acc_se = metrics.mean_se((probs.argmax(1) == labels).float())
+        out.update(class_accuracy=round(acc, 4), class_accuracy_se=round(acc_se, 4))
+    return out
+
+
+def three_bars(model, dataset="mnist", n=1000, seed=1, conditional=False):
+    """The lesson's bars on n samples (100 per class if conditional, as in section 7.1)."""
+    y = torch.arange(n) % 10 if conditional else None
+    return image_bars(lesson.sample(model, n, seed=seed, y=y), dataset, n)
 
 
 def class_accuracy(model, dataset, n_per_class=100, seed=2):
