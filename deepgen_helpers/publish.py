@@ -64,6 +64,10 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "unet",
         "Lesson 08's U-Net, eps/x0/v targets, min-SNR loss, EMA, DDIM and respaced DDPM, training.",
     ),
+    "09_guidance_inpainting_editing": (
+        "guidance",
+        "Lesson 09's classifier-free guidance, inpainting (naive and RePaint) and SDEdit.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing

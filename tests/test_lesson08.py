@@ -450,3 +450,57 @@ def test_ddim_sample_with_all_steps_and_eta_1_is_ancestral_sampling_with_beta_ti
     # float32: the two routes round differently near t = 0 (up to ~5e-4); a wrong variance or a
     # missing noise term misses by far more
     assert torch.allclose(out, x, atol=2e-3)
+
+
+# --------------------------------------------------------------------------------------------------
+# Shipped models (scripts/train_lesson08.py) and the benchmark script
+# --------------------------------------------------------------------------------------------------
+SHIPPED = {"ddpm_mnist": ("mnist", 0.95), "ddpm_fashion_mnist": ("fashion_mnist", 0.75)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_manifest_entry(name):
+    from deepgen_helpers import checkpoints
+
+    entry = checkpoints.read_manifest()[name]
+    assert entry["lesson"] == "08_diffusion_on_images"
+    assert entry["command"].startswith("python scripts/train_lesson08.py ddpm")
+    assert f"--dataset {SHIPPED[name][0]}" in entry["command"] and "--half" in entry["command"]
+    assert entry["bytes"] < 1_500_000                     # 0.62 M parameters in float16
+    assert checkpoints.shipped_path(name).exists()        # also verifies the sha256
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_shipped_model_draws_the_classes_asked_for(name):
+    """100 samples (10 per class, 10 DDIM steps) are mostly of the class asked for: a quick check that
+    the file, the config and WithLabels fit together (the manifest holds the 1,000-sample quality)."""
+    from deepgen_helpers import checkpoints, metrics
+
+    dataset, bar = SHIPPED[name]
+    model = lesson.UNet(lesson.UNetConfig(n_classes=10))
+    checkpoints.load_shipped(name, model)
+    y = torch.arange(100) % 10
+    eps_model = lesson.WithLabels(lesson.EpsModel(model, _schedule(), "v"), y)
+    x = lesson.ddim_sample(eps_model, _schedule(), (100, 1, 28, 28), 10,
+                           generator=torch.Generator().manual_seed(0))
+    accuracy = (metrics.predict((x + 1) / 2, dataset) == y).float().mean().item()
+    assert accuracy >= bar, accuracy
+
+
+def test_bench_script_trains_both_recipes_for_the_budget(capsys):
+    import json
+    import sys
+
+    from deepgen_helpers.config import repo_root
+
+    sys.path.insert(0, str(repo_root() / "scripts"))
+    import bench_diffusion_baseline as bench
+
+    model, schedule, info = bench.train("textbook", seed=0, seconds=0.5, threads=1)
+    assert info["cpu_seconds"] >= 0.5 and info["steps"] >= 1
+    assert schedule.T == 1000 and schedule.betas[0].item() == pytest.approx(1e-4)   # linear
+    _, schedule, info = bench.train("recipe", seed=0, seconds=0.5, threads=1)
+    assert schedule.betas[0].item() < 1e-4                                          # cosine
+    with pytest.raises(SystemExit):
+        bench.main(["--n", "300"])                     # not a multiple of 250: a clear error
+    assert "multiple of 250" in capsys.readouterr().err

@@ -448,3 +448,17 @@ def train_unet(model: nn.Module, schedule: diffusion.NoiseSchedule, x_train: tor
     bar.close(); model.eval()
     return {"history": history, "ema": ema, "snapshots": snapshots,
             "seconds": time.time() - start}
+
+
+# --- notebooks/08_diffusion_on_images.ipynb, cell c08-089 ---
+# new in this lesson: a conditional noise predictor with its labels fixed, for the samplers
+class WithLabels(nn.Module):
+    """eps_model(x_t, t, y) seen as (x_t, t) -> eps_hat with the labels y (B,) fixed: sample i
+    is drawn as class y[i]."""
+
+    def __init__(self, eps_model: nn.Module, y: torch.Tensor):
+        super().__init__()
+        self.eps_model, self.y = eps_model, y
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.eps_model(x_t, t, self.y.to(x_t.device))
