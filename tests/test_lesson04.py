@@ -74,15 +74,6 @@ def test_steps_touch_only_their_own_player():
         lesson.train_gan(G, D, x, lesson.GANTrainConfig(loss="hinge"))
 
 
-@pytest.fixture
-def one_thread():
-    """The lesson trains with one CPU thread (tiny networks); restore the setting afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_wgan_gp_covers_every_ring_mode_on_every_seed(one_thread):
     """The lesson's claim at its default budget, with its own code and data: WGAN-GP (2,000 critic
     steps, 400 generator steps) covers all 8 ring modes on seeds 0, 1, 2 (2,500 samples; a mode is

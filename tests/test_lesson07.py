@@ -13,13 +13,7 @@ from deepgen_helpers.models import diffusion as lesson
 from deepgen_helpers.models.gan2d import toy_modes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The lesson runs its tiny networks on one CPU thread (see its setup cell); so do the tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def _schedule(kind="linear", T=1000):

@@ -12,14 +12,7 @@ from deepgen_helpers.models import diffusion
 from deepgen_helpers.models import unet as lesson
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One CPU thread: small convolutions gain little from a second one, and lose a lot when the other
-    core is busy."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def _schedule(kind="cosine", T=1000):

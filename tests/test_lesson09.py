@@ -10,12 +10,7 @@ from deepgen_helpers.models import guidance as lesson
 from deepgen_helpers.models import unet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")   # tests/conftest.py
 
 
 def _schedule(kind="cosine", T=1000):
