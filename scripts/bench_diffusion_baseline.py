@@ -63,7 +63,9 @@ def train(name: str, seed: int, seconds: float, threads: int):
     schedule = diffusion.NoiseSchedule(diffusion.ScheduleConfig(T=1000, kind=r["schedule"]))
     opt = torch.optim.Adam(model.parameters(), lr=r["lr"])
     ema = lesson.EMA(model, r["ema"]) if r["ema"] else None
-    nominal = lesson.UNetTrainConfig()          # the lesson's warm-up and decay, over the budget
+    # the lesson's warm-up and decay, stretched over the budget; steps=3000 is the shape the stored
+    # benchmark ran with (the lesson's CPU budget has since become 2,800 steps)
+    nominal = lesson.UNetTrainConfig(steps=3000)
     g = torch.Generator().manual_seed(seed)
     model.train()
     cpu0, wall0, steps = time.process_time(), time.time(), 0

@@ -105,6 +105,22 @@ def test_fid_with_floor_real_data_sits_at_its_floor():
     assert metrics.fid_with_floor(noise, x, n=500, repeats=2)["fid"] > 10 * r["floor"]
 
 
+def test_fid_with_floor_reuses_reference_features_only_while_unchanged(monkeypatch):
+    x, _ = load_images("mnist", "test", n=1200)
+    ref, img = x[:800].clone(), x[800:1100]
+    first = metrics.fid_with_floor(img, ref, n=300, repeats=2)
+    calls = []
+    real = metrics.classifier_features
+    monkeypatch.setattr(metrics, "classifier_features",
+                        lambda a, d: calls.append(len(a)) or real(a, d))
+    assert metrics.fid_with_floor(img, ref, n=300, repeats=2) == first   # cached: same numbers
+    assert calls == [300]                                                 # only the samples
+    ref[:400] = 0                                                         # changed in place
+    changed = metrics.fid_with_floor(img, ref, n=300, repeats=2)
+    assert calls == [300, 300, 800] and changed["fid"] != first["fid"]
+    assert metrics.fid_with_floor(img, x[:800].clone(), n=300, repeats=2) == first   # new tensor
+
+
 def test_class_entropy_refuses_a_probability_matrix():
     # the review's silent-wrong case: probabilities flattened into "labels" gave entropy 0.0
     probs = torch.softmax(torch.randn(50, 10, generator=torch.Generator().manual_seed(0)), 1)
