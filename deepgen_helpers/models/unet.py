@@ -382,7 +382,7 @@ class Respaced(nn.Module):
 @dataclass
 class UNetTrainConfig:
     """The recipe's training settings (see section 7): Adam with warm-up and cosine decay."""
-    steps: int = 3000
+    steps: int = 2800
     batch_size: int = 64
     lr: float = 2e-3               # peak learning rate, reached after `warmup` steps
     warmup: int = 200
