@@ -68,6 +68,14 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "guidance",
         "Lesson 09's classifier-free guidance, inpainting (naive and RePaint) and SDEdit.",
     ),
+    "10_rnn_text_generation": (
+        "rnn",
+        "Lesson 10's character language models: vocabulary, n-gram, RNN/LSTM/GRU, training, sampling.",
+    ),
+    "11_rnn_music_generation": (
+        "music_rnn",
+        "Lesson 11's piano-roll LSTM: frame NLL, independent and MADE outputs, training, sampling.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing
