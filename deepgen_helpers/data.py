@@ -1,4 +1,4 @@
-"""Bundled datasets: MNIST, Fashion-MNIST, text corpora and 2-D toy distributions.
+"""Bundled datasets: MNIST, Fashion-MNIST, text corpora, music and 2-D toy distributions.
 
 Every file under ``data/`` is checked against the sha256 in ``data/manifest.json`` the first time it
 is read, so a truncated or corrupted file gives one clear message instead of a confusing failure
@@ -25,6 +25,7 @@ __all__ = [
     "DataError", "IMAGE_DATASETS", "TEXT_DATASETS", "TOY_DATASETS", "CLASS_NAMES",
     "sha256_file", "verify_file", "read_idx", "load_images", "load_mnist", "load_fashion_mnist",
     "load_text", "load_names", "make_toy_2d", "as_image_batch",
+    "NOTTINGHAM_FILES", "JSB_SPLITS", "load_nottingham", "load_jsb_chorales",
 ]
 
 
@@ -440,6 +441,44 @@ def load_text(name: str) -> str:
 def load_names() -> list:
     """The 32,033 lowercase names of the makemore dataset, one string each."""
     return load_text("names").split()
+
+
+# --------------------------------------------------------------------------------------------------
+# Music
+# --------------------------------------------------------------------------------------------------
+#: The Nottingham Music Database in ABC (Jukedeck's cleaned version, GPL-3.0: nottingham/LICENSE.md).
+NOTTINGHAM_FILES = ("ashover", "hpps", "jigs", "morris", "playford", "reelsa-c", "reelsd-g",
+                    "reelsh-l", "reelsm-q", "reelsr-t", "reelsu-z", "slip", "waltzes", "xmas")
+JSB_SPLITS = ("train", "valid", "test")
+_JSB_FILE = "jsb_chorales/jsb-chorales-quarter.json"
+
+
+def load_nottingham() -> list:
+    """The 1,034 Nottingham folk tunes as ABC text, one string per tune (from its ``X:`` line,
+    comment lines dropped), in file order: ashover, hpps, jigs, ... xmas."""
+    from .music import split_tunes
+
+    tunes = []
+    for name in NOTTINGHAM_FILES:
+        tunes += split_tunes(verify_file(f"nottingham/{name}.abc").read_text(encoding="utf-8"))
+    return tunes
+
+
+@lru_cache(maxsize=2)
+def _jsb_json(root: str) -> dict:
+    return json.loads(verify_file(_JSB_FILE, Path(root)).read_text(encoding="utf-8"))
+
+
+def load_jsb_chorales(split: str = "train") -> list:
+    """The JSB Chorales of one split of Boulanger-Lewandowski et al. (2012) on their quarter-note
+    grid, as piano rolls: a list of uint8 arrays ``(T_i, 88)``, key k = MIDI note 21 + k (A0..C8).
+
+    ``split``: ``"train"`` (229 chorales), ``"valid"`` (76) or ``"test"`` (77).
+    """
+    from .music import notes_to_roll
+
+    _choice(split, JSB_SPLITS, "JSB Chorales split", DataError)
+    return [notes_to_roll(chorale) for chorale in _jsb_json(str(data_dir()))[split]]
 
 
 # --------------------------------------------------------------------------------------------------
