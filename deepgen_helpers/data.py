@@ -26,6 +26,7 @@ __all__ = [
     "sha256_file", "verify_file", "read_idx", "load_images", "load_mnist", "load_fashion_mnist",
     "load_text", "load_names", "make_toy_2d", "as_image_batch",
     "NOTTINGHAM_FILES", "JSB_SPLITS", "load_nottingham", "load_jsb_chorales",
+    "TEXT_SPLITS", "SST2_SPLITS", "load_wikitext2", "load_sst2", "load_spa_eng",
 ]
 
 
@@ -441,6 +442,61 @@ def load_text(name: str) -> str:
 def load_names() -> list:
     """The 32,033 lowercase names of the makemore dataset, one string each."""
     return load_text("names").split()
+
+
+# --------------------------------------------------------------------------------------------------
+# Transformer corpora: WikiText-2 (word level), SST-2 (sentiment), Tatoeba Spanish-English pairs
+# --------------------------------------------------------------------------------------------------
+TEXT_SPLITS = ("train", "valid", "test")
+SST2_SPLITS = ("train", "dev", "test")
+
+
+def load_wikitext2(split: str = "train") -> list:
+    """The lines of one split of WikiText-2 (Merity et al. 2016; the tokenised release, CC BY-SA 3.0:
+    see ``wikitext2/NOTICE.txt``): 36,718 / 3,760 / 4,358 lines for train / valid / test, each a
+    string of space-separated word tokens (``<unk>`` for rare words, ``@-@`` etc. for split
+    punctuation); empty lines come back as empty strings."""
+    _choice(split, TEXT_SPLITS, "WikiText-2 split", DataError)
+    if split == "train":
+        with gzip.open(verify_file("wikitext2/wiki.train.tokens.gz"), "rt", encoding="utf-8") as f:
+            text = f.read()
+    else:
+        text = verify_file(f"wikitext2/wiki.{split}.tokens").read_text(encoding="utf-8")
+    return [line.strip() for line in text.split("\n")[:-1]]
+
+
+def load_sst2(split: str = "train") -> Tuple[list, list]:
+    """SST-2 in its GLUE version (Socher et al. 2013; Wang et al. 2018): ``(sentences, labels)``,
+    lower-cased, tokenised strings and 0 (negative) / 1 (positive). ``"train"`` holds 67,349
+    labelled phrases, ``"dev"`` the 872 sentences every paper reports accuracy on; GLUE hides the
+    labels of ``"test"`` (1,821 sentences), so its labels come back as -1."""
+    _choice(split, SST2_SPLITS, "SST-2 split", DataError)
+    rows = verify_file(f"sst2/{split}.tsv").read_text(encoding="utf-8").split("\n")[1:]
+    sentences, labels = [], []
+    for row in filter(None, rows):
+        a, b = row.split("\t")
+        if split == "test":
+            sentences.append(b.strip())
+            labels.append(-1)
+        else:
+            sentences.append(a.strip())
+            labels.append(int(b))
+    return sentences, labels
+
+
+def load_spa_eng() -> list:
+    """The 118,121 Tatoeba English-Spanish pairs of manythings.org (2018-04-07; CC BY 2.0 FR,
+    attribution "www.manythings.org/anki and tatoeba.org") as ``(spanish, english)`` tuples, in
+    the file's order (sorted by length: split them at random, by source sentence)."""
+    import zipfile
+
+    with zipfile.ZipFile(verify_file("spa_eng/spa-eng.zip")) as z:
+        lines = z.read("spa.txt").decode("utf-8").split("\n")
+    pairs = []
+    for line in filter(None, lines):
+        english, spanish = line.split("\t")[:2]
+        pairs.append((spanish, english))
+    return pairs
 
 
 # --------------------------------------------------------------------------------------------------

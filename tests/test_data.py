@@ -1,6 +1,7 @@
 import gzip
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,42 @@ def test_device_that_is_not_here_names_the_argument():
 def test_as_image_batch_refuses_wrong_batches(bad, pattern):
     with pytest.raises(ValueError, match=pattern):
         data.as_image_batch(bad)
+
+
+def test_wikitext2_has_the_published_sizes():
+    # Merity et al. (2016): 36,718 / 3,760 / 4,358 lines; tokens counting one <eos> per line
+    sizes = {"train": (36718, 2088628), "valid": (3760, 217646), "test": (4358, 245569)}
+    for split, (lines, tokens) in sizes.items():
+        text = data.load_wikitext2(split)
+        assert len(text) == lines
+        assert sum(len(line.split()) + 1 for line in text) == tokens
+    assert data.load_wikitext2("valid")[1] == "= Homarus gammarus ="
+    with pytest.raises(data.DataError, match="Did you mean 'valid'"):
+        data.load_wikitext2("validation")
+
+
+def test_sst2_has_glue_sizes_and_labels():
+    sentences, labels = data.load_sst2("dev")
+    assert (len(sentences), sum(labels)) == (872, 444)          # 444 positive, 428 negative
+    assert sentences[0] == "it 's a charming and often affecting journey ."
+    train_x, train_y = data.load_sst2("train")
+    assert len(train_x) == 67349 and set(train_y) == {0, 1}
+    test_x, test_y = data.load_sst2("test")
+    assert len(test_x) == 1821 and set(test_y) == {-1}          # GLUE hides the test labels
+    with pytest.raises(data.DataError, match="dev"):
+        data.load_sst2("valid")
+
+
+def test_spa_eng_pairs_are_spanish_then_english():
+    pairs = data.load_spa_eng()
+    assert len(pairs) == 118121
+    assert pairs[0] == ("Ve.", "Go.")
+    assert all(isinstance(es, str) and es and en for es, en in pairs)
+
+
+def test_data_readme_lists_every_bundled_file_with_its_checksum():
+    root = Path(__file__).resolve().parents[1] / "data"
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    files = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["files"]
+    for rel, entry in files.items():
+        assert f"| {rel} | {entry['bytes']:,} | {entry['sha256']} |" in readme, rel
