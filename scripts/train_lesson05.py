@@ -6,6 +6,9 @@ lesson's own code.
     python scripts/train_lesson05.py cgan ... --curve 4000   # FID and accuracy every 4000 steps
     python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000    # the lesson's run, 3 seeds
     python scripts/train_lesson05.py ablate --seeds 0 1 --steps 3000     # one change at a time
+    python scripts/train_lesson05.py cgan ... --channels 64 --device cuda --save-to DIR   # on a GPU
+    python scripts/train_lesson05.py register --from DIR/cgan_mnist.pt --dataset mnist \
+        --device-used cuda --wall-seconds S --command "..."   # measure here, then ship
 
 Everything uses ``deepgen_helpers.models.dcgan`` (exported from the lesson's cells): ``Generator``,
 ``Discriminator``, ``init_weights``, ``GANTrainConfig`` and ``train_gan``, on all 60,000 training
@@ -19,6 +22,11 @@ measured on the rounded weights) and are registered in the manifest with the mea
 - FID (course classifier) of the same kind of 1,000 samples against random real test images, with
   the real-vs-real floor at the same size (``metrics.fid_with_floor``, 3 repeats), the mean
   top-class probability and the class entropy.
+
+``--save-to DIR`` writes the checkpoint to DIR and registers nothing (for a run on another
+machine, such as a GPU); ``register`` copies such a file into ``data/checkpoints``, measures it
+here on the CPU with the same protocol and registers it with the command that made it.
+``--max-seconds`` times 200 steps first and trains fewer steps if the requested ones would not fit.
 
 ``seeds`` and ``ablate`` print one JSON line per run with the lesson's three bars (section 7.1).
 Add ``--threads 1`` for a background run beside other jobs.
@@ -77,15 +85,65 @@ def class_accuracy(model, dataset, n_per_class=100, seed=2):
     return metrics.mean_se(right)
 
 
-def train(dataset, gan_cfg, train_cfg, conditional):
+def train(dataset, gan_cfg, train_cfg, conditional, device="cpu"):
     seed_everything(train_cfg.seed)
     x, y = data.load_images(dataset, "train")
-    G, D = lesson.Generator(gan_cfg), lesson.Discriminator(gan_cfg)
+    G, D = lesson.Generator(gan_cfg).to(device), lesson.Discriminator(gan_cfg).to(device)
     lesson.init_weights(G)
     lesson.init_weights(D)
     start = time.time()
-    out = lesson.train_gan(G, D, x * 2 - 1, train_cfg, y=y if conditional else None)
+    out = lesson.train_gan(G, D, (x * 2 - 1).to(device), train_cfg,
+                           y=y.to(device) if conditional else None)
     return G, out, time.time() - start
+
+
+def steps_that_fit(args, gan_cfg) -> int:
+    """args.steps, or fewer if 200 timed steps say they would not fit in args.max_seconds (rounded
+    down to a multiple of --curve)."""
+    if not args.max_seconds:
+        return args.steps
+    probe = lesson.GANTrainConfig(steps=200, seed=args.seed, snapshot_every=200, desc="probe")
+    _, _, wall = train(args.dataset, gan_cfg, probe, conditional=True, device=args.device)
+    fit = int(args.max_seconds / (wall / 200))
+    if args.curve:
+        fit = max(fit // args.curve, 1) * args.curve
+    print(json.dumps({"probe_seconds_per_step": round(wall / 200, 5), "steps_fit": fit}),
+          flush=True)
+    return max(min(args.steps, fit), min(args.steps, 200))
+
+
+def gan_config(args):
+    return lesson.GANConfig(**CGAN, d_norm=args.d_norm, g_channels=args.channels,
+                            d_channels=args.channels)
+
+
+def quality_of(model, dataset):
+    """What the manifest records: class accuracy with its SE and the image bars."""
+    acc, acc_se = class_accuracy(model, dataset)
+    quality = {"class_accuracy": round(acc, 4), "class_accuracy_se": round(acc_se, 4)}
+    bars = three_bars(model, dataset, conditional=True)
+    quality.update({k: bars[k] for k in ("fid", "fid_sd", "fid_floor", "fid_floor_sd",
+                                         "top_class_prob", "class_entropy")})
+    return quality
+
+
+def register(args) -> int:
+    """Copy a checkpoint made elsewhere into data/checkpoints, measure it here, register it."""
+    import shutil
+    payload = checkpoints.load_checkpoint(args.source)
+    model = lesson.Generator(lesson.GANConfig(**payload["config"]))
+    checkpoints.load_into(model, payload)
+    model.eval()
+    quality = quality_of(model, args.dataset)
+    name = args.name or f"cgan_{args.dataset}"
+    path = checkpoints.checkpoint_dir() / f"{name}.pt"
+    shutil.copyfile(args.source, path)
+    entry = checkpoints.register_checkpoint(name, path, lesson=STEM, command=args.command,
+                                            device=args.device_used,
+                                            wall_seconds=args.wall_seconds, quality=quality)
+    print(json.dumps({"registered": name, "bytes": entry["bytes"], "quality": quality}),
+          flush=True)
+    return 0
 
 
 def check_seeds(args) -> int:
@@ -109,9 +167,9 @@ def check_seeds(args) -> int:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("which", choices=["cgan", "seeds", "ablate"])
+    p.add_argument("which", choices=["cgan", "seeds", "ablate", "register"])
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"])
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=int, default=0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--only", nargs="+", default=sorted(ABLATIONS), help="ablate: which variants")
@@ -123,19 +181,36 @@ def main(argv=None) -> int:
     p.add_argument("--curve", type=int, default=0,
                    help="cgan: also print the EMA generator's FID every CURVE steps")
     p.add_argument("--name", default="", help="cgan: checkpoint name (default cgan_DATASET)")
+    p.add_argument("--channels", type=int, default=32,
+                   help="cgan: GANConfig.g_channels and d_channels (the lesson's 32)")
+    p.add_argument("--device", default="cpu", help="cgan: where to train (cpu, cuda)")
+    p.add_argument("--max-seconds", type=float, default=0,
+                   help="cgan: train fewer steps if --steps would take longer than this")
+    p.add_argument("--save-to", default="", help="cgan: write the checkpoint here, register nothing")
+    p.add_argument("--from", dest="source", default="", help="register: the checkpoint file")
+    p.add_argument("--device-used", default="cpu", help="register: where it was trained")
+    p.add_argument("--wall-seconds", type=float, default=0.0, help="register: its training time")
+    p.add_argument("--command", default="", help="register: the command that trained it")
     args = p.parse_args(argv)
+    if args.which == "register":
+        if not (args.source and args.command):
+            p.error("register needs --from FILE and --command \"...\"")
+        return register(args)
+    if args.steps < 1:
+        p.error("--steps must be a positive number of training steps")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.which in ("seeds", "ablate"):
         return check_seeds(args)
 
-    gan_cfg = lesson.GANConfig(**CGAN, d_norm=args.d_norm)
+    gan_cfg = gan_config(args)
+    args.steps = steps_that_fit(args, gan_cfg)
     train_cfg = lesson.GANTrainConfig(steps=args.steps, seed=args.seed,
                                       snapshot_every=args.curve or args.steps,
                                       desc=f"cGAN {args.dataset}")
     torch.manual_seed(args.seed)
-    G, out, wall = train(args.dataset, gan_cfg, train_cfg, conditional=True)
-    model = out["ema"]
+    G, out, wall = train(args.dataset, gan_cfg, train_cfg, conditional=True, device=args.device)
+    model = out["ema"].cpu()
     for step, state in out["ema_states"][:-1] if args.curve else []:       # the FID curve
         snap = lesson.Generator(gan_cfg)
         snap.load_state_dict(state)
@@ -146,23 +221,26 @@ def main(argv=None) -> int:
               flush=True)
     if args.half:
         checkpoints.round_to_half(model)
-    acc, acc_se = class_accuracy(model, args.dataset)
-    quality = {"class_accuracy": round(acc, 4), "class_accuracy_se": round(acc_se, 4)}
-    bars = three_bars(model, args.dataset, conditional=True)
-    quality.update({k: bars[k] for k in ("fid", "fid_sd", "fid_floor", "fid_floor_sd",
-                                         "top_class_prob", "class_entropy")})
+    quality = quality_of(model, args.dataset)
     name = args.name or f"cgan_{args.dataset}"
     command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} "
                f"--steps {args.steps} --seed {args.seed}" + (" --half" if args.half else "")
                + (f" --d-norm {args.d_norm}" if args.d_norm != "batch" else "")
+               + (f" --channels {args.channels}" if args.channels != 32 else "")
+               + (f" --device {args.device}" if args.device != "cpu" else "")
                + (f" --name {args.name}" if args.name else ""))
     print(json.dumps({"name": name, "steps": args.steps, "d_norm": args.d_norm,
                       "wall_seconds": round(wall, 1), "quality": quality}),
           flush=True)
-    if not args.no_save:
+    meta = {"steps": args.steps, "seed": args.seed, "dataset": args.dataset,
+            "weights": "EMA generator"}
+    if args.save_to:
+        from pathlib import Path
+        path = Path(args.save_to) / f"{name}.pt"
+        checkpoints.save_checkpoint(path, model, gan_cfg, meta, half=args.half)
+        print(json.dumps({"saved": str(path), "command": command}), flush=True)
+    elif not args.no_save:
         path = checkpoints.checkpoint_dir() / f"{name}.pt"
-        meta = {"steps": args.steps, "seed": args.seed, "dataset": args.dataset,
-                "weights": "EMA generator"}
         checkpoints.save_checkpoint(path, model, gan_cfg, meta, half=args.half)
         entry = checkpoints.register_checkpoint(name, path, lesson=STEM, command=command,
                                                 device="cpu", wall_seconds=wall, quality=quality)
