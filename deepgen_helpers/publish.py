@@ -76,6 +76,10 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "music_rnn",
         "Lesson 11's piano-roll LSTM: frame NLL, independent and MADE outputs, training, sampling.",
     ),
+    "12_attention_and_transformers": (
+        "transformer",
+        "Lesson 12's attention: scaled dot-product, masks, multi-head, positions, pre-LN block.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing
