@@ -26,7 +26,7 @@ measured on the rounded weights) and are registered in the manifest with the mea
 ``--save-to DIR`` writes the checkpoint to DIR and registers nothing (for a run on another
 machine, such as a GPU); ``register`` copies such a file into ``data/checkpoints``, measures it
 here on the CPU with the same protocol and registers it with the command that made it.
-``--max-seconds`` times 200 steps first and trains fewer steps if the requested ones would not fit.
+``--max-seconds`` times 250 steps first and trains fewer steps if the requested ones would not fit.
 
 ``seeds`` and ``ablate`` print one JSON line per run with the lesson's three bars (section 7.1).
 Add ``--threads 1`` for a background run beside other jobs.
@@ -98,16 +98,18 @@ def train(dataset, gan_cfg, train_cfg, conditional, device="cpu"):
 
 
 def steps_that_fit(args, gan_cfg) -> int:
-    """args.steps, or fewer if 200 timed steps say they would not fit in args.max_seconds (rounded
-    down to a multiple of --curve)."""
+    """args.steps, or fewer if 250 timed steps (after 50 that pay the start-up costs) say they
+    would not fit in args.max_seconds (rounded down to a multiple of --curve)."""
     if not args.max_seconds:
         return args.steps
-    probe = lesson.GANTrainConfig(steps=200, seed=args.seed, snapshot_every=200, desc="probe")
+    warm = lesson.GANTrainConfig(steps=50, seed=args.seed, snapshot_every=50, desc="warm-up")
+    probe = lesson.GANTrainConfig(steps=250, seed=args.seed, snapshot_every=250, desc="probe")
+    train(args.dataset, gan_cfg, warm, conditional=True, device=args.device)   # start-up costs
     _, _, wall = train(args.dataset, gan_cfg, probe, conditional=True, device=args.device)
-    fit = int(args.max_seconds / (wall / 200))
+    fit = int(args.max_seconds / (wall / 250))
     if args.curve:
         fit = max(fit // args.curve, 1) * args.curve
-    print(json.dumps({"probe_seconds_per_step": round(wall / 200, 5), "steps_fit": fit}),
+    print(json.dumps({"probe_seconds_per_step": round(wall / 250, 5), "steps_fit": fit}),
           flush=True)
     return max(min(args.steps, fit), min(args.steps, 200))
 
@@ -211,6 +213,23 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     G, out, wall = train(args.dataset, gan_cfg, train_cfg, conditional=True, device=args.device)
     model = out["ema"].cpu()
+    if args.half:
+        checkpoints.round_to_half(model)
+    name = args.name or f"cgan_{args.dataset}"
+    command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} "
+               f"--steps {args.steps} --seed {args.seed}" + (" --half" if args.half else "")
+               + (f" --d-norm {args.d_norm}" if args.d_norm != "batch" else "")
+               + (f" --channels {args.channels}" if args.channels != 32 else "")
+               + (f" --device {args.device}" if args.device != "cpu" else "")
+               + (f" --name {args.name}" if args.name else ""))
+    meta = {"steps": args.steps, "seed": args.seed, "dataset": args.dataset,
+            "weights": "EMA generator"}
+    if args.save_to:                        # saved first: the measurements below take a while
+        from pathlib import Path
+        path = Path(args.save_to) / f"{name}.pt"
+        checkpoints.save_checkpoint(path, model, gan_cfg, meta, half=args.half)
+        print(json.dumps({"saved": str(path), "command": command,
+                          "wall_seconds": round(wall, 1)}), flush=True)
     for step, state in out["ema_states"][:-1] if args.curve else []:       # the FID curve
         snap = lesson.Generator(gan_cfg)
         snap.load_state_dict(state)
@@ -219,27 +238,11 @@ def main(argv=None) -> int:
                           "fid_floor": bars["fid_floor"],
                           "class_accuracy": round(class_accuracy(snap, args.dataset)[0], 4)}),
               flush=True)
-    if args.half:
-        checkpoints.round_to_half(model)
     quality = quality_of(model, args.dataset)
-    name = args.name or f"cgan_{args.dataset}"
-    command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} "
-               f"--steps {args.steps} --seed {args.seed}" + (" --half" if args.half else "")
-               + (f" --d-norm {args.d_norm}" if args.d_norm != "batch" else "")
-               + (f" --channels {args.channels}" if args.channels != 32 else "")
-               + (f" --device {args.device}" if args.device != "cpu" else "")
-               + (f" --name {args.name}" if args.name else ""))
     print(json.dumps({"name": name, "steps": args.steps, "d_norm": args.d_norm,
                       "wall_seconds": round(wall, 1), "quality": quality}),
           flush=True)
-    meta = {"steps": args.steps, "seed": args.seed, "dataset": args.dataset,
-            "weights": "EMA generator"}
-    if args.save_to:
-        from pathlib import Path
-        path = Path(args.save_to) / f"{name}.pt"
-        checkpoints.save_checkpoint(path, model, gan_cfg, meta, half=args.half)
-        print(json.dumps({"saved": str(path), "command": command}), flush=True)
-    elif not args.no_save:
+    if not (args.save_to or args.no_save):
         path = checkpoints.checkpoint_dir() / f"{name}.pt"
         checkpoints.save_checkpoint(path, model, gan_cfg, meta, half=args.half)
         entry = checkpoints.register_checkpoint(name, path, lesson=STEM, command=command,
