@@ -10,7 +10,7 @@ Modules, one concern each:
 * ``checkpoints``: safe, atomic save and load of state dict + config; the shipped-checkpoint
   manifest.
 * ``classifier``: the course classifier behind FID and class accuracy.
-* ``metrics``: bits per dimension, FID, class accuracy, class-histogram entropy.
+* ``metrics``: bits per dimension, FID, class accuracy, class-histogram entropy, BLEU and chrF.
 * ``checks``: exercise checkers.
 * ``bench``: executes lessons and prints their speed and quality figures.
 * ``publish``: exports lesson code to ``models``, Colab badges, stored notebook outputs.

@@ -27,6 +27,7 @@ __all__ = [
     "load_text", "load_names", "make_toy_2d", "as_image_batch",
     "NOTTINGHAM_FILES", "JSB_SPLITS", "load_nottingham", "load_jsb_chorales",
     "TEXT_SPLITS", "SST2_SPLITS", "load_wikitext2", "load_sst2", "load_spa_eng",
+    "split_spa_eng",
 ]
 
 
@@ -497,6 +498,107 @@ def load_spa_eng() -> list:
         english, spanish = line.split("\t")[:2]
         pairs.append((spanish, english))
     return pairs
+
+
+def _fraction(value: Any, name: str) -> float:
+    """``value`` as a float in [0, 1), or an error that names ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a fraction of the pairs such as 0.05, got {value!r}.")
+    value = float(value)
+    if not (math.isfinite(value) and 0 <= value < 1):
+        raise ValueError(f"{name} must be a fraction of the pairs in [0, 1), such as 0.05, "
+                         f"got {value!r}.")
+    return value
+
+
+def split_spa_eng(pairs: Sequence[Tuple[str, str]], valid: float = 0.05, test: float = 0.05,
+                  seed: int = 0) -> Tuple[list, list, list]:
+    """Split sentence pairs into ``(train, valid, test)`` at random, keeping every sentence and all
+    its translations on one side of the split.
+
+    Tatoeba has many pairs per sentence: the 118,121 pairs of :func:`load_spa_eng` hold 112,499
+    distinct Spanish and 102,323 distinct English sentences ("Go away." has seven Spanish
+    translations, and one of them, "Váyase.", is also paired with "Go."). A random split of *pairs*
+    would put a test sentence, or its exact translation, in the training set, and a model that has
+    memorised it would score a BLEU that says nothing about translating new sentences. So pairs are
+    grouped: two pairs are in one group when they share their Spanish sentence **or their English
+    one**, and groups are linked in chains (a union-find over sentences). The English link is the
+    stricter choice: without it, "Yo estoy cansado." -> "I'm tired." could be tested while "Yo estoy
+    cansada." -> "I'm tired." is trained on, and the model would know the reference by heart. It
+    costs nothing measurable here: the 97,223 groups hold at most 42 pairs each.
+
+    Groups are shuffled with ``seed`` (never file order: the file is sorted by length) and taken
+    in turn into the test set until it holds ``round(test * len(pairs))`` pairs or a few more,
+    then into the validation set likewise; the rest is the training set. Each split comes back in
+    a random order, so ``test[:500]`` is a fair sample. Sentences are compared as exact strings
+    (case and punctuation count).
+
+    Args:
+        pairs: ``(spanish, english)`` tuples, as from :func:`load_spa_eng`.
+        valid, test: fractions of the pairs for validation and test, each in [0, 1), sum below 1.
+        seed: the random seed; the same seed gives the same split.
+
+    Returns:
+        ``(train, valid, test)``: three lists of ``(spanish, english)`` tuples.
+    """
+    valid, test = _fraction(valid, "valid"), _fraction(test, "test")
+    if valid + test >= 1:
+        raise ValueError(f"valid={valid} and test={test} leave nothing for training; their sum "
+                         "must be below 1 (the defaults are 0.05 each).")
+    seed = _whole(seed, "seed", 0, 2**32 - 1)
+    if isinstance(pairs, (str, bytes)) or not isinstance(pairs, Sequence):
+        raise TypeError("pairs must be a list of (spanish, english) tuples, as from "
+                        f"load_spa_eng(), got {type(pairs).__name__}.")
+    if len(pairs) == 0:
+        raise ValueError("pairs is empty; pass the pairs of load_spa_eng().")
+    for i, pair in enumerate(pairs):
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2
+                and isinstance(pair[0], str) and isinstance(pair[1], str)):
+            raise TypeError(f"pairs[{i}] must be a (spanish, english) tuple of two strings, got "
+                            f"{pair!r:.80}.")
+
+    # union-find over sentences: Spanish ones are nodes 0..S-1, English ones follow
+    spanish_id = {}
+    for spanish, _ in pairs:
+        spanish_id.setdefault(spanish, len(spanish_id))
+    english_id = {}
+    for _, english in pairs:
+        english_id.setdefault(english, len(spanish_id) + len(english_id))
+    parent = list(range(len(spanish_id) + len(english_id)))
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = parent[parent[node]]          # path halving keeps the trees shallow
+            node = parent[node]
+        return node
+
+    for spanish, english in pairs:
+        a, b = root(spanish_id[spanish]), root(english_id[english])
+        if a != b:
+            parent[a] = b                                # one group from now on
+    by_root = {}                                         # root -> pair indices, in file order
+    for i, (spanish, _) in enumerate(pairs):
+        by_root.setdefault(root(spanish_id[spanish]), []).append(i)
+    groups = list(by_root.values())
+
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(groups))
+    test_indices, valid_indices = [], []
+    position = 0                                         # the next group in the shuffled order
+    for indices, fraction in ((test_indices, test), (valid_indices, valid)):
+        while len(indices) < round(fraction * len(pairs)) and position < len(order):
+            indices.extend(groups[order[position]])
+            position += 1
+    train_indices = [i for g in order[position:] for i in groups[g]]
+    if not train_indices:
+        raise ValueError(f"the {len(pairs)} pairs form only {len(groups)} groups of linked "
+                         "sentences, too few to leave any for training; pass more pairs or "
+                         "smaller fractions.")
+    splits = []
+    for indices in (train_indices, valid_indices, test_indices):
+        shuffled = rng.permutation(len(indices))
+        splits.append([tuple(pairs[indices[k]]) for k in shuffled])
+    return splits[0], splits[1], splits[2]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -10,11 +10,16 @@ measures
 The usual FID uses Inception-v3 features of ImageNet-sized colour images; the course uses the
 features of its own small classifier (``deepgen_helpers.classifier``), so its numbers are comparable
 within the course only, not with published FIDs.
+
+BLEU and chrF (lesson 15) score translations against reference translations; they are written from
+their papers and equal sacreBLEU's default corpus scores (see :func:`bleu` and :func:`chrf`).
 """
 from __future__ import annotations
 
 import math
+import re
 import weakref
+from collections import Counter
 from typing import Any, Tuple
 
 import numpy as np
@@ -487,3 +492,260 @@ def ssim(images: Any, reference: Any, data_range: float = 1.0, window: int = 11,
     s = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)
          / ((mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)))      # Eq. 13, per position
     return s.flatten(1).mean(1)                                          # (N,)
+
+
+# --------------------------------------------------------------------------------------------------
+# Translation: corpus BLEU and chrF, equal to sacreBLEU's defaults (lesson 15)
+# --------------------------------------------------------------------------------------------------
+# The "13a" tokenisation of mteval-v13a.pl (the WMT scoring script), the default of sacreBLEU (Post
+# 2018, "A Call for Clarity in Reporting BLEU Scores"). Four substitutions, applied in this order,
+# then the text is split on whitespace:
+#   1. every symbol below becomes a token of its own (the apostrophe and the hyphen are absent, so
+#      "don't" and "well-known" stay whole);
+#   2. a period or comma after a non-digit is split off;
+#   3. a period or comma before a non-digit is split off (so "3.5" and "1,000" stay whole);
+#   4. a hyphen after a digit is split off ("1990-2000" -> "1990 - 2000").
+_13A_SYMBOLS = "!\"#$%&()*+/:;<=>?@[\\]^_`{|}~"
+_13A_RULES = (
+    (re.compile("([" + re.escape(_13A_SYMBOLS) + "])"), r" \1 "),
+    (re.compile(r"([^0-9])([.,])"), r"\1 \2 "),
+    (re.compile(r"([.,])([^0-9])"), r" \1 \2"),
+    (re.compile(r"([0-9])(-)"), r"\1 \2 "),
+)
+_13A_ENTITIES = (("&quot;", '"'), ("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">"))
+
+BLEU_MAX_ORDER = 4      # n-grams of 1 to 4 words, uniform weights (Papineni et al. 2002, 2.3)
+CHRF_CHAR_ORDER = 6     # character n-grams of 1 to 6 characters (Popovic 2015, section 2)
+CHRF_BETA = 2.0         # recall weighs beta times as much as precision (Popovic 2016; sacreBLEU)
+
+
+def tokenize_13a(text: str) -> list[str]:
+    """Split one sentence into the word tokens that BLEU counts, by the "13a" rules of mteval-v13a
+    (sacreBLEU's default; no lowercasing).
+
+    Punctuation becomes separate tokens (``"Hello, world!"`` -> ``["Hello", ",", "world", "!"]``);
+    apostrophes and hyphens inside words are kept (``"don't"``, ``"well-known"``), and so are the
+    period and comma inside numbers (``"3.5"``). The HTML entities ``&quot; &amp; &lt; &gt;`` are
+    decoded and the marker ``<skipped>`` is dropped first, as mteval does.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"tokenize_13a needs a string, got {type(text).__name__}.")
+    text = text.rstrip()                        # sacreBLEU strips the end before tokenising
+    text = text.replace("<skipped>", "").replace("-\n", "").replace("\n", " ")
+    for entity, char in _13A_ENTITIES:
+        text = text.replace(entity, char)
+    text = f" {text} "
+    for pattern, replacement in _13A_RULES:
+        text = pattern.sub(replacement, text)
+    return text.split()
+
+
+def _check_corpus(hypotheses: Any, references: Any, metric: str) -> Tuple[list, list]:
+    """``hypotheses`` as a list of strings and ``references`` as one non-empty list of strings per
+    hypothesis, or a ``TypeError`` / ``ValueError`` in the caller's terms."""
+    if isinstance(hypotheses, str) or not isinstance(hypotheses, (list, tuple)):
+        raise TypeError(f"{metric}: hypotheses must be a list of strings (one translation per "
+                        f"sentence), got {type(hypotheses).__name__}; for one sentence pass "
+                        "[translation].")
+    if isinstance(references, str) or not isinstance(references, (list, tuple)):
+        raise TypeError(f"{metric}: references must be a list with one reference string (or one "
+                        "list of reference strings) per hypothesis, got "
+                        f"{type(references).__name__}.")
+    if len(hypotheses) == 0:
+        raise ValueError(f"{metric}: hypotheses is empty; score at least one sentence.")
+    for i, hyp in enumerate(hypotheses):
+        if not isinstance(hyp, str):
+            raise TypeError(f"{metric}: hypotheses[{i}] is of type {type(hyp).__name__}, not a "
+                            "string; decode token ids to text first (an empty translation is "
+                            "\"\").")
+    if len(references) != len(hypotheses):
+        hint = ""
+        if references and all(isinstance(r, (list, tuple)) and len(r) == len(hypotheses)
+                              for r in references):
+            hint = (" They look like sacreBLEU's layout (one list per set of references); pass "
+                    "list(zip(*references)) to get one list per hypothesis.")
+        raise ValueError(f"{metric}: {len(hypotheses)} hypotheses but {len(references)} "
+                         f"references; give one reference (or one list of references) per "
+                         f"hypothesis, in the same order.{hint}")
+    per_hypothesis = []
+    for i, refs in enumerate(references):
+        if isinstance(refs, str):
+            refs = [refs]
+        if not isinstance(refs, (list, tuple)) or len(refs) == 0:
+            what = "an empty list" if isinstance(refs, (list, tuple)) else type(refs).__name__
+            raise ValueError(f"{metric}: references[{i}] must be a string or a non-empty list of "
+                             f"strings (the reference translations of hypotheses[{i}]), got "
+                             f"{what}.")
+        for j, ref in enumerate(refs):
+            if not isinstance(ref, str):
+                raise TypeError(f"{metric}: references[{i}][{j}] is of type "
+                                f"{type(ref).__name__}, not a string; each hypothesis needs a "
+                                "string or a flat list of strings as its references.")
+        per_hypothesis.append(list(refs))
+    return list(hypotheses), per_hypothesis
+
+
+def _word_ngrams(tokens: list, max_order: int) -> Counter:
+    """Counts of every n-gram (as a tuple of words) of ``tokens``, for n = 1..max_order."""
+    return Counter(tuple(tokens[i:i + n])
+                   for n in range(1, max_order + 1) for i in range(len(tokens) - n + 1))
+
+
+def _closest_length(hyp_len: int, ref_lens: list) -> int:
+    """The reference length closest to the hypothesis length, the shorter one on a tie (the
+    "effective reference length" of Papineni et al. 2002, section 2.2.2, as mteval computes it)."""
+    return min(ref_lens, key=lambda r: (abs(r - hyp_len), r))
+
+
+def bleu(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict:
+    """Corpus BLEU of translations against their references, 0 to 100, equal to sacreBLEU's
+    default ``corpus_bleu`` (13a tokens, case-sensitive, "exp" smoothing, n = 1..4).
+
+    BLEU (Papineni et al. 2002, "BLEU: a Method for Automatic Evaluation of Machine Translation")
+    multiplies a brevity penalty by the geometric mean of the modified n-gram precisions:
+
+        BLEU = BP * exp(sum_{n=1..4} (1/4) log p_n)                                 (section 2.3)
+
+    * p_n, the modified n-gram precision (sections 2.1, 2.1.1): over the whole corpus, the number of
+      hypothesis n-grams that also occur in a reference, each n-gram counted at most as often as
+      it occurs in the one reference where it is most frequent ("clipped"), divided by the number
+      of hypothesis n-grams.
+    * BP, the brevity penalty (section 2.2.2): ``exp(1 - r / c)`` if the hypotheses' total length
+      c (in tokens) is below r, the sum over sentences of the reference length closest to each
+      hypothesis (the shorter one on a tie); 1 otherwise. Without it, translating only the words
+      one is sure of would score high precision.
+
+    Precision is pooled over the corpus before the logarithm (section 2.1.1), so corpus BLEU is
+    not the mean of sentence BLEUs. Conventions of sacreBLEU (Post 2018, "A Call for Clarity in
+    Reporting BLEU Scores") reproduced here: sentences are split by :func:`tokenize_13a` without
+    lowercasing; an order with no match at all gets p_n = 1 / (2^k * total_n), k counting such
+    orders so far (the "exp" smoothing of mteval-v13a; Chen & Cherry 2014, method 3); BLEU is 0
+    when nothing matches at all, and when the hypotheses hold fewer than 4 tokens in all (p_4 has
+    no n-gram to count).
+
+    Args:
+        hypotheses: the system's translations, one string per sentence (``""`` for an empty one).
+        references: for each hypothesis, its reference translation (a string) or several of them
+            (a list of strings). Note the layout: one entry per hypothesis, unlike sacreBLEU's
+            ``corpus_bleu``, which takes one list per *set* of references.
+
+    Returns:
+        ``{"score": BLEU in 0..100, "precisions": [p_1, ..., p_4] in percent (after smoothing),
+        "brevity_penalty": BP, "hyp_len": c, "ref_len": r, "matches": clipped matches per order,
+        "totals": hypothesis n-grams per order}``.
+    """
+    hypotheses, references = _check_corpus(hypotheses, references, "bleu")
+    n_max = BLEU_MAX_ORDER
+    matches, totals = [0] * n_max, [0] * n_max
+    hyp_len = ref_len = 0
+    for hyp, refs in zip(hypotheses, references):
+        hyp_tokens = tokenize_13a(hyp)
+        ref_tokens = [tokenize_13a(ref) for ref in refs]
+        max_ref_counts = Counter()              # each n-gram's largest count in one reference
+        for tokens in ref_tokens:
+            for ngram, count in _word_ngrams(tokens, n_max).items():
+                max_ref_counts[ngram] = max(max_ref_counts[ngram], count)
+        for ngram, count in _word_ngrams(hyp_tokens, n_max).items():
+            order = len(ngram) - 1
+            totals[order] += count
+            matches[order] += min(count, max_ref_counts[ngram])      # clipped count (2.1)
+        hyp_len += len(hyp_tokens)
+        ref_len += _closest_length(len(hyp_tokens), [len(t) for t in ref_tokens])
+
+    if hyp_len >= ref_len:
+        bp = 1.0
+    else:
+        bp = math.exp(1 - ref_len / hyp_len) if hyp_len > 0 else 0.0
+    precisions = [0.0] * n_max               # in percent; an undefined p_n stays 0
+    if any(matches):
+        halvings = 1
+        for n in range(n_max):
+            if totals[n] == 0:                  # no hypothesis has n + 1 tokens
+                break
+            if matches[n] > 0:
+                precisions[n] = 100.0 * matches[n] / totals[n]
+            else:                               # "exp" smoothing: 1/2, 1/4, ... of one match
+                halvings *= 2
+                precisions[n] = 100.0 / (halvings * totals[n])
+    if all(p > 0 for p in precisions):
+        score = bp * math.exp(sum(math.log(p) for p in precisions) / n_max)
+    else:
+        score = 0.0
+    return {"score": score, "precisions": precisions, "brevity_penalty": bp,
+            "hyp_len": hyp_len, "ref_len": ref_len, "matches": matches, "totals": totals}
+
+
+def _char_ngrams(text: str, max_order: int) -> list:
+    """Counts of the character n-grams of ``text`` with its whitespace removed: one Counter per
+    order n = 1..max_order."""
+    chars = "".join(text.split())
+    return [Counter(chars[i:i + n] for i in range(len(chars) - n + 1))
+            for n in range(1, max_order + 1)]
+
+
+def _chrf_from_counts(counts: list, beta: float = CHRF_BETA) -> float:
+    """chrF in 0..100 from ``counts``, one ``(hyp_ngrams, ref_ngrams, matches)`` triple per order.
+
+    ChrP and ChrR are the n-gram precision and recall averaged over the orders where both the
+    hypothesis and the reference have n-grams (Popovic 2015, section 2); an order that one of them
+    is too short for is left out rather than counted as 0, as sacreBLEU does.
+    """
+    precisions, recalls = [], []
+    for n_hyp, n_ref, n_match in counts:
+        if n_hyp > 0 and n_ref > 0:
+            precisions.append(n_match / n_hyp)
+            recalls.append(n_match / n_ref)
+    if not precisions:
+        return 0.0
+    chr_p, chr_r = sum(precisions) / len(precisions), sum(recalls) / len(recalls)
+    if chr_p + chr_r == 0:
+        return 0.0
+    return 100.0 * (1 + beta ** 2) * chr_p * chr_r / (beta ** 2 * chr_p + chr_r)
+
+
+def chrf(hypotheses: list[str], references: list[str] | list[list[str]]) -> float:
+    """Corpus chrF in 0..100, equal to sacreBLEU's default ``corpus_chrf`` (chrF2: character
+    n-grams of 1 to 6 characters, whitespace removed, case-sensitive, no word n-grams).
+
+    chrF (Popovic 2015, "chrF: character n-gram F-score for automatic MT evaluation", section 2)
+    compares characters rather than words, so a translation with the right stem but the wrong
+    ending ("translate" for "translated") earns partial credit that BLEU gives only for whole
+    words, and it needs no tokeniser:
+
+        chrF_beta = (1 + beta^2) ChrP ChrR / (beta^2 ChrP + ChrR),   beta = 2
+
+    where ChrP (ChrR) is the character n-gram precision (recall), averaged over n = 1..6; beta = 2
+    weighs recall twice as much as precision (Popovic 2016, "chrF deconstructed", the value
+    sacreBLEU adopted). Matches are clipped counts, as in BLEU. The counts are summed over the
+    corpus before the averages are taken; with several references, each sentence contributes the
+    counts of the reference that gives it the highest chrF on its own (the first one on a tie).
+
+    Args:
+        hypotheses: the system's translations, one string per sentence.
+        references: for each hypothesis, one reference string or a list of them (one entry per
+            hypothesis, unlike sacreBLEU's layout of one list per set of references).
+
+    Returns:
+        chrF as a float in 0..100.
+    """
+    hypotheses, references = _check_corpus(hypotheses, references, "chrf")
+    order = CHRF_CHAR_ORDER
+    corpus = [[0, 0, 0] for _ in range(order)]          # per order: hyp n-grams, ref, matches
+    for hyp, refs in zip(hypotheses, references):
+        hyp_ngrams = _char_ngrams(hyp, order)
+        best, best_score = None, -1.0
+        for ref in refs:
+            counts = []
+            for h, r in zip(hyp_ngrams, _char_ngrams(ref, order)):
+                n_match = sum(min(c, r[g]) for g, c in h.items())
+                # sacreBLEU counts no hypothesis n-grams of an order the reference is too short
+                # for, so that order drops out of the averages instead of scoring 0
+                n_hyp = sum(h.values()) if r else 0
+                counts.append((n_hyp, sum(r.values()), n_match))
+            score = _chrf_from_counts(counts)
+            if score > best_score:
+                best, best_score = counts, score
+        for n, triple in enumerate(best):
+            for k in range(3):
+                corpus[n][k] += triple[k]
+    return _chrf_from_counts(corpus)

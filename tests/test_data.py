@@ -188,3 +188,81 @@ def test_data_readme_lists_every_bundled_file_with_its_checksum():
     files = json.loads((root / "manifest.json").read_text(encoding="utf-8"))["files"]
     for rel, entry in files.items():
         assert f"| {rel} | {entry['bytes']:,} | {entry['sha256']} |" in readme, rel
+
+
+# --------------------------------------------------------------------------------------------------
+# split_spa_eng: a random split by source sentence, with no sentence on both sides
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def spa_eng_split():
+    pairs = data.load_spa_eng()
+    return pairs, data.split_spa_eng(pairs, valid=0.05, test=0.05, seed=0)
+
+
+def test_split_spa_eng_keeps_every_sentence_on_one_side(spa_eng_split):
+    pairs, splits = spa_eng_split
+    assert sorted(p for split in splits for p in split) == sorted(pairs)     # nothing lost or added
+    for lang in (0, 1):                                                      # Spanish, then English
+        seen = [{p[lang] for p in split} for split in splits]
+        assert not seen[0] & seen[1] and not seen[0] & seen[2] and not seen[1] & seen[2]
+
+
+def test_split_spa_eng_sizes_follow_the_fractions(spa_eng_split):
+    pairs, (train, valid, test) = spa_eng_split
+    for split, fraction in ((train, 0.90), (valid, 0.05), (test, 0.05)):
+        assert abs(len(split) / len(pairs) - fraction) < 0.002
+    # random, not file order (the file is sorted by length): test sentences are of every length
+    lengths = [len(en.split()) for _, en in test]
+    assert min(lengths) <= 2 and max(lengths) >= 12
+    assert lengths[:100] != sorted(lengths[:100])
+
+
+def test_split_spa_eng_is_reproducible_and_depends_on_the_seed(spa_eng_split):
+    pairs, splits = spa_eng_split
+    assert data.split_spa_eng(pairs, seed=0) == splits
+    other = data.split_spa_eng(pairs, seed=1)
+    assert set(other[2]) != set(splits[2])
+    assert len(set(other[2]) & set(splits[2])) < 0.2 * len(splits[2])
+
+
+def test_split_spa_eng_links_pairs_through_either_sentence():
+    # a chain: pairs 0 and 1 share a Spanish sentence, pairs 1 and 2 an English one
+    chain = [("Váyase.", "Go."), ("Váyase.", "Go away."), ("¡Lárgate!", "Go away.")]
+    others = [(f"Frase {i}.", f"Sentence {i}.") for i in range(200)]
+    for seed in range(20):
+        splits = data.split_spa_eng(chain + others, valid=0.2, test=0.2, seed=seed)
+        holding = [i for i, split in enumerate(splits) if set(chain) & set(split)]
+        assert len(holding) == 1 and set(chain) <= set(splits[holding[0]])
+
+
+@pytest.mark.parametrize("kwargs, error, pattern", [
+    ({"valid": -0.1}, ValueError, r"valid must be a fraction .* \[0, 1\)"),
+    ({"test": 1.0}, ValueError, r"test must be a fraction"),
+    ({"test": float("nan")}, ValueError, r"test must be a fraction"),
+    ({"valid": 0.6, "test": 0.5}, ValueError, r"leave nothing for training"),
+    ({"valid": "0.05"}, TypeError, r"valid must be a fraction of the pairs such as 0.05"),
+    ({"test": True}, TypeError, r"test must be a fraction"),
+    ({"seed": 1.5}, TypeError, r"seed must be a whole number"),
+])
+def test_split_spa_eng_refuses_bad_fractions(kwargs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        data.split_spa_eng([("Hola.", "Hello.")] * 10, **kwargs)
+
+
+@pytest.mark.parametrize("pairs, error, pattern", [
+    ([], ValueError, r"pairs is empty"),
+    ("Hola.\tHello.", TypeError, r"pairs must be a list of \(spanish, english\) tuples"),
+    ([("Hola.", "Hello."), ("Adiós.",)], TypeError, r"pairs\[1\] must be a \(spanish, english\)"),
+    ([("Hola.", 3)], TypeError, r"pairs\[0\] must be"),
+])
+def test_split_spa_eng_refuses_bad_pairs(pairs, error, pattern):
+    with pytest.raises(error, match=pattern):
+        data.split_spa_eng(pairs)
+
+
+def test_split_spa_eng_says_when_nothing_is_left_for_training():
+    with pytest.raises(ValueError, match="too few to leave any for training"):
+        data.split_spa_eng([("Hola.", "Hello.")] * 10, valid=0.0, test=0.5)
+    pairs = [(f"a{i}", f"b{i}") for i in range(10)]
+    train, valid, test = data.split_spa_eng(pairs, valid=0.0, test=0.2)
+    assert (len(train), len(valid), len(test)) == (8, 0, 2)
