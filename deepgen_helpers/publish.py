@@ -80,6 +80,14 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "transformer",
         "Lesson 12's attention: scaled dot-product, masks, multi-head, positions, pre-LN block.",
     ),
+    "13_gpt_from_scratch": (
+        "gpt",
+        "Lesson 13's GPT: model, AdamW training, evaluation, KV-cache sampling, BPE tokeniser.",
+    ),
+    "14_bert_masked_language_models": (
+        "bert",
+        "Lesson 14's BERT: encoder, 80/10/10 masking, MLM pre-training and evaluation, fine-tuning.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing

@@ -120,7 +120,7 @@ def test_shipped_manifest_entries_are_complete_and_verified():
         path = ck.shipped_path(name)  # verifies sha256
         assert path.stat().st_size == entry["bytes"]
         total += entry["bytes"]
-    assert total < 50e6, "keep all checkpoints together small"
+    assert total < 100e6, "keep all checkpoints together within about 100 MB (the project's limit)"
 
 
 def test_unknown_shipped_name():
