@@ -443,9 +443,12 @@ def shipped_path(name: str) -> Path:
     entries = read_manifest()
     if not isinstance(name, str) or name not in entries:
         close = difflib.get_close_matches(str(name), list(entries), n=1)
-        guess = f" Did you mean {close[0]!r}?" if close else ""
-        raise CheckpointError(f"No shipped checkpoint named {name!r}.{guess} "
-                              f"Available: {sorted(entries)}.")
+        if close:                               # the likely fix, without a wall of names
+            raise CheckpointError(f"No shipped checkpoint named {name!r}. Did you mean "
+                                  f"{close[0]!r}? (checkpoints.read_manifest() lists all "
+                                  f"{len(entries)}.)")
+        raise CheckpointError(f"No shipped checkpoint named {name!r}. Available: "
+                              f"{', '.join(sorted(entries))}.")
     entry = entries[name]
     path = checkpoint_dir() / entry["file"]
     how = f"reproduce it with: {entry['command']}" if entry.get("command") else "retrain it"
