@@ -17,7 +17,7 @@ from torch import nn
 
 # --- notebooks/14_bert_masked_language_models.ipynb, cell c14-008 ---
 # new in this lesson: the encoder-only Transformer (BERT), built from lesson 12's pre-LN blocks
-from deepgen_helpers.models.gpt import BPE, adamw_groups
+from deepgen_helpers.models.gpt import BPE, adamw_groups, check_sizes
 from deepgen_helpers.models.rnn import lr_at
 from deepgen_helpers.models.transformer import Block, padding_mask
 
@@ -44,15 +44,7 @@ class BertConfig:
     n_classes: int = 0           # > 0 adds a classification head on the [CLS] output
 
     def __post_init__(self):
-        for name in ("vocab_size", "context", "n_layer", "n_head", "d_model", "mlp_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
-        if self.d_model % self.n_head:
-            raise ValueError(f"d_model = {self.d_model} must be divisible by n_head = "
-                             f"{self.n_head} (each head gets d_model / n_head dimensions).")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        check_sizes(self)                  # lesson 13's checks of the sizes
         ids = (self.pad_id, self.cls_id, self.sep_id, self.mask_id)
         if len(set(ids)) < 4 or not all(0 <= i < self.vocab_size for i in ids):
             raise ValueError(f"pad, cls, sep and mask ids must be distinct ids below vocab_size = "

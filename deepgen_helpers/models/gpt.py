@@ -21,6 +21,19 @@ from deepgen_helpers.models.rnn import filter_logits, lr_at, random_windows
 from deepgen_helpers.models.transformer import Block, causal_mask, sinusoidal_positions
 
 
+def check_sizes(config) -> None:
+    """Clear errors for a Transformer config's sizes and dropout (GPTConfig, lesson 14's BERT)."""
+    for name in ("vocab_size", "context", "n_layer", "n_head", "d_model", "mlp_ratio"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
+    if config.d_model % config.n_head:
+        raise ValueError(f"d_model = {config.d_model} must be divisible by n_head = "
+                         f"{config.n_head} (each head gets d_model / n_head dimensions).")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {config.dropout!r}.")
+
+
 @dataclass
 class GPTConfig:
     """Sizes and switches of a GPT (plain values, so a checkpoint can store and rebuild it)."""
@@ -38,15 +51,7 @@ class GPTConfig:
     chars: str = ""              # a character model's vocabulary (CharVocab.chars), else ""
 
     def __post_init__(self):
-        for name in ("vocab_size", "context", "n_layer", "n_head", "d_model", "mlp_ratio"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}.")
-        if self.d_model % self.n_head:
-            raise ValueError(f"d_model = {self.d_model} must be divisible by n_head = "
-                             f"{self.n_head} (each head gets d_model / n_head dimensions).")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}.")
+        check_sizes(self)
         if self.positions not in ("learned", "sinusoidal"):
             raise ValueError(f"positions must be 'learned' or 'sinusoidal', got "
                              f"{self.positions!r}.")
