@@ -635,23 +635,40 @@ def bleu(hypotheses: list[str], references: list[str] | list[list[str]]) -> dict
         "totals": hypothesis n-grams per order}``.
     """
     hypotheses, references = _check_corpus(hypotheses, references, "bleu")
+    return _bleu_from_stats(_sum_stats(_bleu_stats(h, r) for h, r in zip(hypotheses, references)))
+
+
+def _bleu_stats(hyp: str, refs: list) -> list:
+    """One sentence's BLEU statistics: matches (4), totals (4), hypothesis and reference length.
+    Corpus BLEU sums these over the sentences before combining them (section 2.1.1)."""
     n_max = BLEU_MAX_ORDER
     matches, totals = [0] * n_max, [0] * n_max
-    hyp_len = ref_len = 0
-    for hyp, refs in zip(hypotheses, references):
-        hyp_tokens = tokenize_13a(hyp)
-        ref_tokens = [tokenize_13a(ref) for ref in refs]
-        max_ref_counts = Counter()              # each n-gram's largest count in one reference
-        for tokens in ref_tokens:
-            for ngram, count in _word_ngrams(tokens, n_max).items():
-                max_ref_counts[ngram] = max(max_ref_counts[ngram], count)
-        for ngram, count in _word_ngrams(hyp_tokens, n_max).items():
-            order = len(ngram) - 1
-            totals[order] += count
-            matches[order] += min(count, max_ref_counts[ngram])      # clipped count (2.1)
-        hyp_len += len(hyp_tokens)
-        ref_len += _closest_length(len(hyp_tokens), [len(t) for t in ref_tokens])
+    hyp_tokens = tokenize_13a(hyp)
+    ref_tokens = [tokenize_13a(ref) for ref in refs]
+    max_ref_counts = Counter()                  # each n-gram's largest count in one reference
+    for tokens in ref_tokens:
+        for ngram, count in _word_ngrams(tokens, n_max).items():
+            max_ref_counts[ngram] = max(max_ref_counts[ngram], count)
+    for ngram, count in _word_ngrams(hyp_tokens, n_max).items():
+        order = len(ngram) - 1
+        totals[order] += count
+        matches[order] += min(count, max_ref_counts[ngram])          # clipped count (2.1)
+    ref_len = _closest_length(len(hyp_tokens), [len(t) for t in ref_tokens])
+    return matches + totals + [len(hyp_tokens), ref_len]
 
+
+def _sum_stats(rows) -> list:
+    total = None
+    for row in rows:
+        total = list(row) if total is None else [a + b for a, b in zip(total, row)]
+    return total
+
+
+def _bleu_from_stats(stats) -> dict:
+    """Corpus BLEU from summed statistics (see ``_bleu_stats``), with sacreBLEU's smoothing."""
+    n_max = BLEU_MAX_ORDER
+    matches, totals = [int(v) for v in stats[:n_max]], [int(v) for v in stats[n_max:2 * n_max]]
+    hyp_len, ref_len = int(stats[2 * n_max]), int(stats[2 * n_max + 1])
     if hyp_len >= ref_len:
         bp = 1.0
     else:
@@ -729,23 +746,76 @@ def chrf(hypotheses: list[str], references: list[str] | list[list[str]]) -> floa
         chrF as a float in 0..100.
     """
     hypotheses, references = _check_corpus(hypotheses, references, "chrf")
+    rows = (_chrf_stats(h, r) for h, r in zip(hypotheses, references))
+    return _chrf_from_counts(_as_triples(_sum_stats(rows)))
+
+
+def _chrf_stats(hyp: str, refs: list) -> list:
+    """One sentence's chrF counts, flat: (hyp n-grams, ref n-grams, matches) for n = 1..6, of the
+    reference that gives the sentence its highest chrF (the first one on a tie)."""
     order = CHRF_CHAR_ORDER
-    corpus = [[0, 0, 0] for _ in range(order)]          # per order: hyp n-grams, ref, matches
-    for hyp, refs in zip(hypotheses, references):
-        hyp_ngrams = _char_ngrams(hyp, order)
-        best, best_score = None, -1.0
-        for ref in refs:
-            counts = []
-            for h, r in zip(hyp_ngrams, _char_ngrams(ref, order)):
-                n_match = sum(min(c, r[g]) for g, c in h.items())
-                # sacreBLEU counts no hypothesis n-grams of an order the reference is too short
-                # for, so that order drops out of the averages instead of scoring 0
-                n_hyp = sum(h.values()) if r else 0
-                counts.append((n_hyp, sum(r.values()), n_match))
-            score = _chrf_from_counts(counts)
-            if score > best_score:
-                best, best_score = counts, score
-        for n, triple in enumerate(best):
-            for k in range(3):
-                corpus[n][k] += triple[k]
-    return _chrf_from_counts(corpus)
+    hyp_ngrams = _char_ngrams(hyp, order)
+    best, best_score = None, -1.0
+    for ref in refs:
+        counts = []
+        for h, r in zip(hyp_ngrams, _char_ngrams(ref, order)):
+            n_match = sum(min(c, r[g]) for g, c in h.items())
+            # sacreBLEU counts no hypothesis n-grams of an order the reference is too short
+            # for, so that order drops out of the averages instead of scoring 0
+            n_hyp = sum(h.values()) if r else 0
+            counts.append((n_hyp, sum(r.values()), n_match))
+        score = _chrf_from_counts(counts)
+        if score > best_score:
+            best, best_score = counts, score
+    return [v for triple in best for v in triple]
+
+
+def _as_triples(flat) -> list:
+    return [tuple(int(v) for v in flat[3 * n:3 * n + 3]) for n in range(len(flat) // 3)]
+
+
+def paired_bootstrap(systems: dict, references: list, n_resamples: int = 1000,
+                     seed: int = 0) -> dict:
+    """BLEU and chrF of several systems on the same sentences, with their spread under bootstrap
+    resampling of the sentences (Koehn 2004, "Statistical Significance Tests for Machine
+    Translation Evaluation": bootstrap and paired bootstrap resampling).
+
+    Corpus BLEU is not a mean of per-sentence values, so it has no plain standard error. Instead,
+    draw the test sentences with replacement ``n_resamples`` times and recompute each corpus score
+    on each draw: the standard deviation of the draws estimates the standard error of the score.
+    The draws are **paired**: every system is scored on the same resampled sentences, so the
+    spread of the *differences* between two systems' draws is the standard error of their
+    difference, smaller than either alone because sentence difficulty cancels out.
+
+    Args:
+        systems: name -> list of translations, every list aligned with ``references``.
+        references: one reference string (or list of strings) per sentence.
+        n_resamples: bootstrap draws; seed: their random seed.
+
+    Returns:
+        ``{"bleu": {name: score}, "chrf": {name: score}, "bleu_draws": {name: array (R,)},
+        "chrf_draws": {name: array (R,)}}``; the full-corpus scores equal :func:`bleu` and
+        :func:`chrf`.
+    """
+    if not isinstance(systems, dict) or not systems:
+        raise TypeError("systems must be a dict: name -> list of translations, e.g. "
+                        "{'greedy': greedy_outputs, 'beam 4': beam_outputs}.")
+    n_resamples = int(n_resamples)
+    if n_resamples < 2:
+        raise ValueError(f"n_resamples must be at least 2, got {n_resamples}.")
+    out = {"bleu": {}, "chrf": {}, "bleu_draws": {}, "chrf_draws": {}}
+    rng = np.random.default_rng(seed)
+    draws = None
+    for name, hypotheses in systems.items():
+        hyps, refs = _check_corpus(hypotheses, references, f"paired_bootstrap[{name!r}]")
+        if draws is None:
+            draws = rng.integers(0, len(hyps), size=(n_resamples, len(hyps)))
+        b = np.array([_bleu_stats(h, r) for h, r in zip(hyps, refs)], dtype=np.int64)
+        c = np.array([_chrf_stats(h, r) for h, r in zip(hyps, refs)], dtype=np.int64)
+        out["bleu"][name] = _bleu_from_stats(b.sum(0))["score"]
+        out["chrf"][name] = _chrf_from_counts(_as_triples(c.sum(0)))
+        b_sums = np.stack([b[d].sum(0) for d in draws])              # (R, 10) summed stats
+        c_sums = np.stack([c[d].sum(0) for d in draws])              # (R, 18)
+        out["bleu_draws"][name] = np.array([_bleu_from_stats(s)["score"] for s in b_sums])
+        out["chrf_draws"][name] = np.array([_chrf_from_counts(_as_triples(s)) for s in c_sums])
+    return out

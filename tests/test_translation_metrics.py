@@ -170,3 +170,33 @@ def test_the_package_does_not_import_sacrebleu():
     with open(metrics.__file__, encoding="utf-8") as fh:
         source = fh.read()
     assert not re.search(r"^\s*(import|from)\s+sacrebleu", source, re.MULTILINE)
+
+
+# --------------------------------------------------------------------------------------------------
+# paired bootstrap (Koehn 2004)
+def test_paired_bootstrap_scores_equal_corpus_metrics_and_pairs_the_draws():
+    refs = ["The cat is on the mat.", "I don't like it.", "Tom is hungry.", "We are late.",
+            "She has two dogs.", "It is raining again."]
+    a = ["The cat sits on the mat.", "I do not like it.", "Tom is hungry.", "We're late.",
+         "She has two dog.", "It rains again."]
+    b = ["A cat on a mat.", "I like it.", "Tom hungry.", "We are late.", "She has dogs.",
+         "Raining."]
+    out = metrics.paired_bootstrap({"a": a, "b": b, "a again": list(a)}, refs, 200, seed=3)
+    assert out["bleu"]["a"] == metrics.bleu(a, refs)["score"]
+    assert out["chrf"]["b"] == metrics.chrf(b, refs)
+    for key in ("bleu_draws", "chrf_draws"):
+        assert out[key]["a"].shape == (200,)
+        assert (out[key]["a"] == out[key]["a again"]).all()      # same sentences in every draw
+        assert out[key]["a"].std() > 0                           # resampling changes the score
+        assert (out[key]["a"] - out[key]["b"]).mean() > 0        # a is the better system here
+    again = metrics.paired_bootstrap({"a": a}, refs, 200, seed=3)
+    assert (again["bleu_draws"]["a"] == out["bleu_draws"]["a"]).all()   # seeded
+
+
+def test_paired_bootstrap_errors_name_the_argument():
+    with pytest.raises(TypeError, match="systems must be a dict"):
+        metrics.paired_bootstrap(["a"], ["a"])
+    with pytest.raises(ValueError, match="n_resamples"):
+        metrics.paired_bootstrap({"x": ["a b c d"]}, ["a b c d"], n_resamples=1)
+    with pytest.raises(ValueError, match="2 hypotheses but 1 references"):
+        metrics.paired_bootstrap({"x": ["a", "b"]}, ["a"])
