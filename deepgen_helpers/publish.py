@@ -88,6 +88,10 @@ EXPORTS: Dict[str, Tuple[str, str]] = {
         "bert",
         "Lesson 14's BERT: encoder, 80/10/10 masking, MLM pre-training and evaluation, fine-tuning.",
     ),
+    "15_seq2seq_translation": (
+        "seq2seq",
+        "Lesson 15's encoder-decoder Transformer: model, teacher forcing, greedy and beam search.",
+    ),
 }
 EXPORT_TAG = "export"
 #: What every lesson's setup cell imports; exported cells may use these names without importing
