@@ -286,10 +286,8 @@ def test_time_limit_before_the_first_step(tok):
 def test_shipped_model_translates_easy_sentences():
     name = "seq2seq_spa_eng"
     entry = checkpoints.read_manifest().get(name)
-    if entry is None:
-        pytest.skip(f"{name} not shipped yet")
-    if entry["command"].startswith("TEMPORARY"):
-        pytest.skip(f"{name} is a temporary development checkpoint")
+    assert entry is not None, f"{name} is missing from the checkpoint manifest"
+    assert entry["quality"]["test_bleu_greedy"] >= 35 and entry["quality"]["test_bleu_beam4"] >= 35
     payload = checkpoints.load_checkpoint(checkpoints.shipped_path(name))
     model = seq2seq.Seq2Seq(seq2seq.Seq2SeqConfig(**payload["config"]))
     checkpoints.load_shipped(name, model)
