@@ -5,6 +5,10 @@ measure and register the checkpoints.
     python scripts/train_lesson14.py speed --threads 1
     # 1. masked-LM pre-training on WikiText-2 train + the unlabelled SST-2 training sentences:
     python scripts/train_lesson14.py pretrain --threads 1 --max-seconds 2400 --save-to DIR
+    # 1b. a second leg that continues from the first one's file (its weights and tokeniser; a
+    #     fresh optimiser, warm-up and cosine); the shipped encoder had one:
+    python scripts/train_lesson14.py pretrain --threads 2 --init DIR/bert_wikitext2.pt \\
+        --max-seconds 4500 --save-to DIR2
     # 2. fine-tuning on SST-2 (all 67,349 labelled phrases) from the file of step 1, three seeds,
     #    and the same architecture from scratch; the best pre-trained seed's weights are saved:
     python scripts/train_lesson14.py finetune --threads 1 --pretrained DIR/bert_wikitext2.pt \\
@@ -56,13 +60,14 @@ def say(obj) -> None:
     print(json.dumps(obj), flush=True)
 
 
-def tokenizer_and_streams(n_merges: int = N_MERGES):
-    """The BPE (trained on WikiText-2 train + SST-2 train sentences), the pre-training stream
-    and the WikiText-2 validation stream."""
+def tokenizer_and_streams(n_merges: int = N_MERGES, tok=None):
+    """The BPE (trained on WikiText-2 train + SST-2 train sentences, unless ``tok`` is given),
+    the pre-training stream and the WikiText-2 validation stream."""
     wiki = data.load_wikitext2("train")
     sst, _ = data.load_sst2("train")                 # the sentences only: labels never used here
-    text = "".join(bert.as_text(s) for s in wiki + sst if s.strip())
-    tok = gpt.BPE.train(text, n_merges, specials=list(bert.SPECIALS))
+    if tok is None:
+        text = "".join(bert.as_text(s) for s in wiki + sst if s.strip())
+        tok = gpt.BPE.train(text, n_merges, specials=list(bert.SPECIALS))
     train = bert.text_stream(tok, wiki + sst)
     valid = bert.text_stream(tok, data.load_wikitext2("valid"))
     return tok, train, valid
@@ -85,12 +90,24 @@ def speed(args) -> int:
 
 def pretrain(args) -> int:
     t0 = time.time()
-    tok, train, valid = tokenizer_and_streams()
+    prior = None
+    if args.init:                  # a second leg: the first leg's weights and tokeniser
+        model, tok, payload = load_pretrained(args.init)
+        prior = payload["metadata"]
+        if prior.get("size") != args.size or model.config.n_classes:
+            raise SystemExit(f"--init {args.init} is not a {args.size} pre-trained encoder "
+                             f"(it is {prior.get('size')}); pass the matching --size.")
+        cfg = model.config
+        prior = {"file": Path(args.init).name, "sha256": checkpoints.sha256_file(args.init),
+                 **{k: prior[k] for k in ("steps_done", "tokens_seen", "train_seconds",
+                                          "recipe")}}
+    tok, train, valid = tokenizer_and_streams(tok=tok if args.init else None)
     say({"vocab": len(tok), "train_tokens": len(train), "valid_tokens": len(valid),
          "tokeniser_seconds": round(time.time() - t0, 1)})
     torch.manual_seed(args.seed)
-    cfg = bert.BertConfig.for_tokenizer(tok, dropout=args.dropout, **SIZES[args.size])
-    model = bert.Bert(cfg)
+    if not args.init:
+        cfg = bert.BertConfig.for_tokenizer(tok, dropout=args.dropout, **SIZES[args.size])
+        model = bert.Bert(cfg)
     curve = []
 
     def log(entry):
@@ -107,12 +124,16 @@ def pretrain(args) -> int:
          "train_seconds": round(out["seconds"], 1), **quality})
     if args.save_to:
         path = Path(args.save_to) / "bert_wikitext2.pt"
+        earlier = prior or {"steps_done": 0, "tokens_seen": 0, "train_seconds": 0.0}
         meta = {"tokenizer": tok.to_dict(), "size": args.size, "seed": args.seed,
                 "recipe": {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-                           "warmup": args.warmup, "max_seconds": args.max_seconds},
-                "steps_done": out["steps"], "tokens_seen": out["tokens"],
-                "train_seconds": round(out["seconds"], 1), "loss_curve": curve,
-                "valid_float32": quality}
+                           "warmup": args.warmup, "max_seconds": args.max_seconds,
+                           "threads": args.threads},
+                "continued_from": prior,            # None for a first leg
+                "steps_done": earlier["steps_done"] + out["steps"],
+                "tokens_seen": earlier["tokens_seen"] + out["tokens"],
+                "train_seconds": round(earlier["train_seconds"] + out["seconds"], 1),
+                "loss_curve": curve, "valid_float32": quality}
         checkpoints.save_checkpoint(path, model, cfg, meta, half=True)
         say({"saved": str(path), "bytes": path.stat().st_size,
              "wall_seconds": round(time.time() - t0, 1)})
@@ -151,12 +172,6 @@ def finetune(args) -> int:
     results = {"recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                           "dropout": args.dropout, "seeds": args.seeds,
                           "train": "all 67,349 SST-2 training phrases"}}
-    for path in args.merge:                       # arms run by another process (same recipe)
-        other = json.loads(Path(path).read_text())
-        if other["recipe"] != results["recipe"] | {"seeds": other["recipe"]["seeds"]}:
-            raise SystemExit(f"{path} used another recipe: {other['recipe']}")
-        results.update({k: v for k, v in other.items() if k != "recipe"})
-        say({"merged": path, "arms": [k for k in other if k not in ("recipe",)]})
     # the frozen-features linear probe on the full training set ([CLS] and mean-pooled outputs)
     if not args.no_probe:
         f_train = bert.sentence_features(pre, ids)
@@ -190,8 +205,23 @@ def finetune(args) -> int:
                         "mean": round(m, 4), "se_over_seeds": round(se, 4)}
         results[arm + "_correct"] = torch.stack(per_seed).tolist()
         say({arm: results[arm]})
-    if args.results_to:
-        Path(args.results_to).write_text(json.dumps(results))
+    for path in args.merge:          # arms run by another process side by side (same recipe)
+        waited = 0
+        while not Path(path).exists() and waited < args.merge_wait:
+            time.sleep(5)
+            waited += 5
+        if not Path(path).exists():
+            raise SystemExit(f"--merge {path}: no such file after {args.merge_wait} s; run the "
+                             f"other arm with --results-to {path} first.")
+        other = json.loads(Path(path).read_text())
+        if other["recipe"] != results["recipe"] | {"seeds": other["recipe"]["seeds"]}:
+            raise SystemExit(f"{path} used another recipe: {other['recipe']}")
+        results.update({k: v for k, v in other.items() if k != "recipe"})
+        say({"merged": path, "arms": [k for k in other if k not in ("recipe",)]})
+    if args.results_to:                              # written whole, then renamed (atomic)
+        part = Path(args.results_to).with_suffix(".part")
+        part.write_text(json.dumps(results))
+        part.replace(args.results_to)
     if args.save_to and keep is not None:
         model, correct, out = keep
         path = Path(args.save_to) / "bert_sst2.pt"
@@ -272,6 +302,8 @@ def main(argv=None) -> int:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--log-every", type=int, default=200)
     t.add_argument("--save-to", help="folder for bert_wikitext2.pt")
+    t.add_argument("--init", help="a bert_wikitext2.pt to continue from (a second leg: its "
+                   "weights and tokeniser, a fresh optimiser, warm-up and cosine)")
     f = sub.add_parser("finetune", help="SST-2 on all training phrases: pre-trained vs scratch")
     f.add_argument("--pretrained", required=True, help="bert_wikitext2.pt from pretrain")
     f.add_argument("--arms", nargs="+", default=["pretrained", "scratch"])
@@ -283,7 +315,10 @@ def main(argv=None) -> int:
     f.add_argument("--save-to", help="folder for bert_sst2.pt (the first seed, pre-trained)")
     f.add_argument("--no-probe", action="store_true", help="skip the linear probes")
     f.add_argument("--results-to", help="write the results (with per-sentence correctness) here")
-    f.add_argument("--merge", nargs="*", default=[], help="results files of other arms to include")
+    f.add_argument("--merge", nargs="*", default=[], help="results files of other arms to include "
+                   "(read after this process's own arms, so two processes can run side by side)")
+    f.add_argument("--merge-wait", type=float, default=1800,
+                   help="seconds to wait for a --merge file to appear")
     r = sub.add_parser("register", help="measure a saved file here (CPU) and register it")
     r.add_argument("--from", dest="source", required=True)
     r.add_argument("--device-used", default="cpu (1 thread)")

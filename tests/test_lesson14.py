@@ -269,3 +269,23 @@ def test_check_sentence_vector():
     mean_with_pads = lambda h, ids, pad, how: h.mean(1) if how == "mean" else h[:, 0]
     for wrong in (last, mean_with_pads):
         assert not chk.check_sentence_vector(wrong)
+
+
+# --------------------------------------------------------------------------------------------------
+# scripts/train_lesson14.py: a second pre-training leg must match the first leg's size
+def test_train_script_refuses_a_second_leg_of_another_size():
+    import importlib.util
+    from pathlib import Path
+    if "bert_wikitext2" not in checkpoints.read_manifest():
+        pytest.skip("bert_wikitext2 not shipped yet")
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_lesson14.py"
+    spec = importlib.util.spec_from_file_location("train_lesson14", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    threads = torch.get_num_threads()                  # main() sets it: give it back after
+    try:
+        with pytest.raises(SystemExit, match="is not a tiny pre-trained encoder.*--size"):
+            script.main(["pretrain", "--size", "tiny", "--max-seconds", "1",
+                         "--init", str(checkpoints.shipped_path("bert_wikitext2"))])
+    finally:
+        torch.set_num_threads(threads)
