@@ -199,6 +199,14 @@ def test_shipped_finetuned_model_quality():
     assert acc > 0.75
 
 
+@pytest.mark.xfail(strict=True, reason="issue 14's target for the shipped fine-tuned BERT, SST-2 dev "
+                                       "accuracy >= 0.82, is not met: it measures 0.813 ± 0.013")
+def test_shipped_finetuned_model_meets_the_issue_target():
+    # the manifest's number is the one measured above on the stored weights (to 1e-3)
+    entry = checkpoints.read_manifest()["bert_sst2"]["quality"]
+    assert entry["sst2_dev_accuracy"] >= 0.82
+
+
 # --------------------------------------------------------------------------------------------------
 # Checkers: the reference passes, real mistakes fail
 def _ref_mask(ids, mask_id, n_normal, generator):
