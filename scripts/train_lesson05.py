@@ -1,7 +1,8 @@
 """Train lesson 05's shipped conditional GANs, and check the lesson's recipe over seeds, with the
 lesson's own code.
 
-    python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half --d-norm spectral
+    python scripts/train_lesson05.py cgan --dataset mnist --steps 24000 --half --d-norm spectral \
+        --g-cond batchnorm
     python scripts/train_lesson05.py cgan --dataset fashion_mnist --steps 9000 --half   # Fashion
     python scripts/train_lesson05.py cgan ... --curve 4000   # FID and accuracy every 4000 steps
     python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000    # the lesson's run, 3 seeds
@@ -115,8 +116,8 @@ def steps_that_fit(args, gan_cfg) -> int:
 
 
 def gan_config(args):
-    return lesson.GANConfig(**CGAN, d_norm=args.d_norm, g_channels=args.channels,
-                            d_channels=args.channels)
+    return lesson.GANConfig(**CGAN, d_norm=args.d_norm, g_cond=args.g_cond,
+                            g_channels=args.channels, d_channels=args.channels)
 
 
 def quality_of(model, dataset):
@@ -183,6 +184,8 @@ def main(argv=None) -> int:
     p.add_argument("--curve", type=int, default=0,
                    help="cgan: also print the EMA generator's FID every CURVE steps")
     p.add_argument("--name", default="", help="cgan: checkpoint name (default cgan_DATASET)")
+    p.add_argument("--g-cond", default="concat", choices=["concat", "batchnorm"],
+                   help="cgan: how the generator gets the class (GANConfig.g_cond)")
     p.add_argument("--channels", type=int, default=32,
                    help="cgan: GANConfig.g_channels and d_channels (the lesson's 32)")
     p.add_argument("--device", default="cpu", help="cgan: where to train (cpu, cuda)")
@@ -219,6 +222,7 @@ def main(argv=None) -> int:
     command = (f"python scripts/train_lesson05.py cgan --dataset {args.dataset} "
                f"--steps {args.steps} --seed {args.seed}" + (" --half" if args.half else "")
                + (f" --d-norm {args.d_norm}" if args.d_norm != "batch" else "")
+               + (f" --g-cond {args.g_cond}" if args.g_cond != "concat" else "")
                + (f" --channels {args.channels}" if args.channels != 32 else "")
                + (f" --device {args.device}" if args.device != "cpu" else "")
                + (f" --name {args.name}" if args.name else ""))

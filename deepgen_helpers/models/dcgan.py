@@ -31,6 +31,7 @@ class GANConfig:
     d_channels: int = 32         # discriminator: d_channels maps at 14x14, 2 * d_channels at 7x7
     n_classes: int = 0           # 0: unconditional; 10: the conditional GAN of section 7
     d_norm: str = "batch"        # D's normalisation: "batch" (Radford et al.) or "spectral"
+    g_cond: str = "concat"       # how G gets the class: "concat" (section 7) or "batchnorm" (8)
 
 
 # --- notebooks/05_dcgan_and_conditional_gans.ipynb, cell c05-008 ---
@@ -39,21 +40,33 @@ class Generator(nn.Module):
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
+        if cfg.g_cond not in ("concat", "batchnorm"):
+            raise ValueError(f"g_cond must be 'concat' or 'batchnorm', got {cfg.g_cond!r}.")
         self.cfg = cfg
-        c = cfg.g_channels
+        c, k = cfg.g_channels, cfg.n_classes
+        cbn = bool(k) and cfg.g_cond == "batchnorm"     # class-conditional batch norm (section 8)
+        norm1 = ConditionalBatchNorm(2 * c * 7 * 7, k) if cbn else nn.BatchNorm1d(2 * c * 7 * 7)
+        norm2 = ConditionalBatchNorm(c, k) if cbn else nn.BatchNorm2d(c)
         self.project = nn.Sequential(                     # guideline 3: a projection, no hidden FC
-            nn.Linear(cfg.z_dim + cfg.n_classes, 2 * c * 7 * 7, bias=False),
-            nn.BatchNorm1d(2 * c * 7 * 7), nn.ReLU())
+            nn.Linear(cfg.z_dim + (0 if cbn else k), 2 * c * 7 * 7, bias=False), norm1, nn.ReLU())
         self.up = nn.Sequential(
             nn.ConvTranspose2d(2 * c, c, 4, stride=2, padding=1, bias=False),   # (B, c, 14, 14)
-            nn.BatchNorm2d(c), nn.ReLU(),
+            norm2, nn.ReLU(),
             nn.ConvTranspose2d(c, 1, 4, stride=2, padding=1), nn.Tanh())        # (B, 1, 28, 28)
 
     def forward(self, z: torch.Tensor, y: Optional[torch.Tensor] = None) -> torch.Tensor:
-        if self.cfg.n_classes:
-            z = torch.cat([z, F.one_hot(y, self.cfg.n_classes).float()], dim=1)  # (B, z + K)
-        h = self.project(z).view(-1, 2 * self.cfg.g_channels, 7, 7)              # (B, 2c, 7, 7)
-        return self.up(h)
+        k = self.cfg.n_classes
+        if k and self.cfg.g_cond == "concat":
+            z = torch.cat([z, F.one_hot(y, k).float()], dim=1)                   # (B, z + K)
+        h = _run(self.project, z, y).view(-1, 2 * self.cfg.g_channels, 7, 7)    # (B, 2c, 7, 7)
+        return _run(self.up, h, y)
+
+
+def _run(layers: nn.Sequential, h: torch.Tensor, y: Optional[torch.Tensor]) -> torch.Tensor:
+    """Apply the layers in turn, giving the classes y to the conditional batch norms."""
+    for layer in layers:
+        h = layer(h, y) if getattr(layer, "takes_classes", False) else layer(h)
+    return h
 
 
 # --- notebooks/05_dcgan_and_conditional_gans.ipynb, cell c05-011 ---
@@ -219,3 +232,22 @@ def sample(model: nn.Module, n: int, seed: int = 0, y: Optional[torch.Tensor] = 
     out = [model(z[i:i + batch].to(dev), None if y is None else y[i:i + batch].to(dev))
            for i in range(0, n, batch)]
     return to_unit(torch.cat(out)).cpu()
+
+
+# --- notebooks/05_dcgan_and_conditional_gans.ipynb, cell c05-151 ---
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm with a scale and shift per class: gamma_y * (h - mean) / std + beta_y, for h of
+    shape (B, C) or (B, C, H, W) and classes y (B,) (Dumoulin et al. 2017; de Vries et al. 2017)."""
+    takes_classes = True                                   # Generator passes y to this layer
+
+    def __init__(self, channels: int, n_classes: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(n_classes, channels))    # (K, C): starts as plain BN
+        self.beta = nn.Parameter(torch.zeros(n_classes, channels))    # (K, C)
+        self.register_buffer("running_mean", torch.zeros(channels))   # for eval mode, as in BN
+        self.register_buffer("running_var", torch.ones(channels))
+
+    def forward(self, h: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h_hat = F.batch_norm(h, self.running_mean, self.running_var, training=self.training)
+        shape = (len(h), -1) + (1,) * (h.dim() - 2)                     # (B, C[, 1, 1])
+        return self.gamma[y].view(shape) * h_hat + self.beta[y].view(shape)
