@@ -9,11 +9,16 @@ measure and register the checkpoints.
     #     fresh optimiser, warm-up and cosine); the shipped encoder had one:
     python scripts/train_lesson14.py pretrain --threads 2 --init DIR/bert_wikitext2.pt \\
         --max-seconds 4500 --save-to DIR2
-    # 2. fine-tuning on SST-2 (all 67,349 labelled phrases) from the file of step 1, three seeds,
-    #    and the same architecture from scratch; the first seed's pre-trained weights are saved
-    #    (seed 0, fixed in advance: choosing the best seed would tune on the dev set):
+    # 2a. each arm's fine-tuning recipe (learning rate x epochs), chosen on 1,500 whole training
+    #     sentences held out (with every phrase inside them), never on the dev set:
+    python scripts/train_lesson14.py select --threads 1 --pretrained DIR/bert_wikitext2.pt \\
+        --arm pretrained --results-to SELECT_P.json        # and --arm scratch: SELECT_S.json
+    # 2b. fine-tuning on SST-2 (all 67,349 labelled phrases) from the file of step 1, three seeds,
+    #    and the same architecture from scratch, each arm with its chosen recipe; the first seed's
+    #    pre-trained weights are saved (seed 0, fixed in advance: choosing the best seed would
+    #    tune on the dev set):
     python scripts/train_lesson14.py finetune --threads 1 --pretrained DIR/bert_wikitext2.pt \\
-        --save-to DIR
+        --chosen SELECT_P.json SELECT_S.json --save-to DIR
     # 3. measure the stored float16 weights here and register them (MLM on WikiText-2 valid;
     #    SST-2 dev accuracy):
     python scripts/train_lesson14.py register --from DIR/bert_wikitext2.pt --wall-seconds S \\
@@ -165,14 +170,76 @@ def dev_correct(model, dev):
     return (bert.predict_proba(model, ids).argmax(1) == labels).float()
 
 
+def held_out_sentences(phrases, n, seed=0):
+    """(train, held) index lists of SST-2 training phrases for choosing a recipe without the
+    dev set. ``held`` is ``n`` random whole sentences (phrases that no other phrase contains, as
+    the dev set's are); ``train`` drops every phrase inside a held-out sentence, so no held-out
+    sentence is seen in part either."""
+    every = "\n".join(f" {p} " for p in phrases)
+    order = torch.randperm(len(phrases), generator=torch.Generator().manual_seed(seed)).tolist()
+    held = []
+    for i in order:                     # a whole sentence occurs once in the joined text
+        if every.count(f" {phrases[i]} ") == 1:
+            held.append(i)
+            if len(held) == n:
+                break
+    inside = "\n".join(f" {phrases[i]} " for i in held)
+    train = [j for j, p in enumerate(phrases) if f" {p} " not in inside]
+    return train, held
+
+
+def select(args) -> int:
+    """Each recipe of the grid, for one arm, on training phrases only: fine-tune on all but the
+    held-out sentences, measure accuracy on them. The dev set is not read."""
+    t0 = time.time()
+    pre, tok, _ = load_pretrained(args.pretrained)
+    phrases, labels = data.load_sst2("train")
+    train, held = held_out_sentences(phrases, args.held_out, args.split_seed)
+    ids = bert.encode_batch(tok, phrases, pre.config.context, truncate=True)
+    labels = torch.tensor(labels)
+    say({"held_out_sentences": len(held), "train_phrases": len(train),
+         "split_seconds": round(time.time() - t0, 1)})
+    results = {"arm": args.arm, "seed": args.seed, "held_out": len(held),
+               "train_phrases": len(train), "split_seed": args.split_seed, "grid": []}
+    for epochs in args.epochs:
+        for lr in args.lrs:
+            torch.manual_seed(args.seed)
+            model = bert.with_classifier(pre if args.arm == "pretrained" else None, pre.config,
+                                         dropout=args.dropout)
+            out = bert.finetune(model, ids[train], labels[train], epochs=epochs,
+                                batch_size=args.batch_size, lr=lr, seed=args.seed,
+                                desc=f"{args.arm} lr {lr:g} epochs {epochs:g}")
+            correct = dev_correct(model, (ids[held], labels[held]))
+            m, se = metrics.mean_se(correct)
+            row = {"epochs": epochs, "lr": lr, "held_out_accuracy": round(m, 4),
+                   "se": round(se, 4), "seconds": round(out["seconds"], 1)}
+            results["grid"].append(row)
+            say(row)
+    best = max(results["grid"], key=lambda r: r["held_out_accuracy"])
+    results["best"] = best
+    say({"best": best, "wall_seconds": round(time.time() - t0, 1)})
+    if args.results_to:
+        Path(args.results_to).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
 def finetune(args) -> int:
     t0 = time.time()
+    chosen = {}                      # per arm: (lr, epochs) chosen by `select`, else the flags
+    for path in args.chosen:
+        sel = json.loads(Path(path).read_text())
+        chosen[sel["arm"]] = {"lr": sel["best"]["lr"], "epochs": sel["best"]["epochs"],
+                              "chosen_by": {"file": Path(path).name, "held_out": sel["held_out"],
+                                            "grid": sel["grid"]}}
+    missing = [arm for arm in args.arms if args.chosen and arm not in chosen]
+    if missing:
+        raise SystemExit(f"--chosen has no selection for the arm(s) {missing}; run `select "
+                         f"--arm {missing[0]}` first, or leave --chosen out.")
     pre, tok, payload = load_pretrained(args.pretrained)
     sets = sst2(tok, pre.config.context)
     ids, labels = sets["train"]
-    results = {"recipe": {"epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                          "dropout": args.dropout, "seeds": args.seeds,
-                          "train": "all 67,349 SST-2 training phrases"}}
+    results = {"recipe": {"batch_size": args.batch_size, "dropout": args.dropout,
+                          "seeds": args.seeds, "train": "all 67,349 SST-2 training phrases"}}
     # the frozen-features linear probe on the full training set ([CLS] and mean-pooled outputs)
     if not args.no_probe:
         f_train = bert.sentence_features(pre, ids)
@@ -187,13 +254,14 @@ def finetune(args) -> int:
     keep = None
     for arm in args.arms:
         accs, per_seed = [], []
+        lr, epochs = (chosen[arm]["lr"], chosen[arm]["epochs"]) if chosen else (args.lr,
+                                                                                args.epochs)
         for seed in args.seeds:
             torch.manual_seed(seed)
             model = bert.with_classifier(pre if arm == "pretrained" else None, pre.config,
                                          dropout=args.dropout)
-            out = bert.finetune(model, ids, labels, epochs=args.epochs,
-                                batch_size=args.batch_size, lr=args.lr, seed=seed,
-                                desc=f"{arm} seed {seed}")
+            out = bert.finetune(model, ids, labels, epochs=epochs, batch_size=args.batch_size,
+                                lr=lr, seed=seed, desc=f"{arm} seed {seed}")
             correct = dev_correct(model, sets["dev"])
             per_seed.append(correct)
             accs.append(correct.mean().item())
@@ -202,7 +270,9 @@ def finetune(args) -> int:
             if arm == "pretrained" and seed == args.seeds[0]:
                 keep = (model, correct, out)
         m, se = metrics.mean_se(torch.tensor(accs)) if len(accs) > 1 else (accs[0], 0.0)
-        results[arm] = {"dev_accuracy_per_seed": [round(a, 4) for a in accs],
+        results[arm] = {"lr": lr, "epochs": epochs, "chosen_by": chosen.get(arm, {}).get(
+                            "chosen_by", "the --lr and --epochs flags"),
+                        "dev_accuracy_per_seed": [round(a, 4) for a in accs],
                         "mean": round(m, 4), "se_over_seeds": round(se, 4)}
         results[arm + "_correct"] = torch.stack(per_seed).tolist()
         say({arm: results[arm]})
@@ -311,6 +381,8 @@ def main(argv=None) -> int:
     f.add_argument("--arms", nargs="+", default=["pretrained", "scratch"])
     f.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     f.add_argument("--epochs", type=float, default=2.0)
+    f.add_argument("--chosen", nargs="*", default=[], help="results files of `select`, one per "
+                   "arm: each arm then uses its chosen lr and epochs instead of --lr/--epochs")
     f.add_argument("--batch-size", type=int, default=32)
     f.add_argument("--lr", type=float, default=2e-4)
     f.add_argument("--dropout", type=float, default=0.1)
@@ -321,16 +393,28 @@ def main(argv=None) -> int:
                    "(read after this process's own arms, so two processes can run side by side)")
     f.add_argument("--merge-wait", type=float, default=1800,
                    help="seconds to wait for a --merge file to appear")
+    c = sub.add_parser("select", help="choose a fine-tuning recipe per arm on held-out "
+                       "training sentences (never the dev set)")
+    c.add_argument("--pretrained", required=True, help="bert_wikitext2.pt from pretrain")
+    c.add_argument("--arm", choices=["pretrained", "scratch"], required=True)
+    c.add_argument("--lrs", nargs="+", type=float, default=[2e-4, 5e-4, 1e-3])
+    c.add_argument("--epochs", nargs="+", type=float, default=[2.0, 3.0])
+    c.add_argument("--held-out", type=int, default=1500, help="whole training sentences")
+    c.add_argument("--split-seed", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--dropout", type=float, default=0.1)
+    c.add_argument("--results-to", help="write the grid's results (JSON) here")
     r = sub.add_parser("register", help="measure a saved file here (CPU) and register it")
     r.add_argument("--from", dest="source", required=True)
     r.add_argument("--device-used", default="cpu (1 thread)")
     r.add_argument("--wall-seconds", type=float, required=True)
     r.add_argument("--command", required=True, help="the command that made the file")
-    for q in (s, t, f, r):
+    for q in (s, t, f, c, r):
         q.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    return {"speed": speed, "pretrain": pretrain, "finetune": finetune,
+    return {"speed": speed, "pretrain": pretrain, "finetune": finetune, "select": select,
             "register": register}[args.cmd](args)
 
 

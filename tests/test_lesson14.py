@@ -196,15 +196,18 @@ def test_shipped_finetuned_model_quality():
            .argmax(1) == torch.tensor(labels)).float().mean().item()
     entry = checkpoints.read_manifest()["bert_sst2"]["quality"]
     assert abs(acc - entry["sst2_dev_accuracy"]) < 1e-3
-    assert acc > 0.75
+    assert acc >= 0.82                                  # issue 14's target for the shipped model
 
 
-@pytest.mark.xfail(strict=True, reason="issue 14's target for the shipped fine-tuned BERT, SST-2 dev "
-                                       "accuracy >= 0.82, is not met: it measures 0.813 ± 0.013")
-def test_shipped_finetuned_model_meets_the_issue_target():
-    # the manifest's number is the one measured above on the stored weights (to 1e-3)
-    entry = checkpoints.read_manifest()["bert_sst2"]["quality"]
-    assert entry["sst2_dev_accuracy"] >= 0.82
+def test_shipped_finetuned_model_used_the_recipe_chosen_on_held_out_training_sentences():
+    meta = checkpoints.load_checkpoint(checkpoints.shipped_path("bert_sst2"))["metadata"]
+    for arm in ("pretrained", "scratch"):
+        r = meta["full_set_results"][arm]
+        grid = r["chosen_by"]["grid"]
+        best = max(grid, key=lambda row: row["held_out_accuracy"])
+        assert (r["lr"], r["epochs"]) == (best["lr"], best["epochs"])   # argmax, not the dev set
+        assert len(grid) == 6 and r["chosen_by"]["held_out"] == 1500
+    assert meta["seed"] == 0 and meta["full_set_results"]["recipe"]["seeds"] == [0, 1, 2]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -295,5 +298,48 @@ def test_train_script_refuses_a_second_leg_of_another_size():
         with pytest.raises(SystemExit, match="is not a tiny pre-trained encoder.*--size"):
             script.main(["pretrain", "--size", "tiny", "--max-seconds", "1",
                          "--init", str(checkpoints.shipped_path("bert_wikitext2"))])
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _script():
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "scripts" / "train_lesson14.py"
+    spec = importlib.util.spec_from_file_location("train_lesson14", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
+
+
+def test_recipe_selection_holds_out_whole_sentences_and_everything_inside_them():
+    phrases = ["a good film .", "a good film", "good", "film", "a dull , long film .", "dull",
+               "long film", "the best of the year .", "best", "year", "of the year"]
+    train, held = _script().held_out_sentences(phrases, 2, seed=0)
+    roots = {"a good film .", "a dull , long film .", "the best of the year ."}
+    assert len(held) == 2 and {phrases[i] for i in held} <= roots        # whole sentences only
+    assert not set(train) & set(held)
+    for j in train:                                   # nothing of a held-out sentence is trained on
+        assert not any(f" {phrases[j]} " in f" {phrases[i]} " for i in held)
+    kept = {phrases[j] for j in train}
+    left = (roots - {phrases[i] for i in held}).pop()                   # the third sentence
+    assert left in kept                                                  # ...and its parts stay
+    assert all(p in kept for p in phrases if f" {p} " in f" {left} "
+               and not any(f" {p} " in f" {phrases[i]} " for i in held))
+
+
+def test_finetune_refuses_a_selection_missing_for_an_arm(tmp_path):
+    if "bert_wikitext2" not in checkpoints.read_manifest():
+        pytest.skip("bert_wikitext2 not shipped yet")
+    import json
+    chosen = tmp_path / "select_scratch.json"
+    chosen.write_text(json.dumps({"arm": "scratch", "held_out": 2, "grid": [],
+                                  "best": {"lr": 1e-3, "epochs": 1.0}}))
+    threads = torch.get_num_threads()
+    try:
+        with pytest.raises(SystemExit, match=r"no selection for the arm\(s\) \['pretrained'\]"):
+            _script().main(["finetune", "--pretrained",
+                            str(checkpoints.shipped_path("bert_wikitext2")), "--no-probe",
+                            "--arms", "pretrained", "--chosen", str(chosen)])
     finally:
         torch.set_num_threads(threads)
