@@ -5,8 +5,8 @@ lesson's own code.
         --g-cond batchnorm
     python scripts/train_lesson05.py cgan --dataset fashion_mnist --steps 9000 --half   # Fashion
     python scripts/train_lesson05.py cgan ... --curve 4000   # FID and accuracy every 4000 steps
-    python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 3000    # the lesson's run, 3 seeds
-    python scripts/train_lesson05.py ablate --seeds 0 1 --steps 3000     # one change at a time
+    python scripts/train_lesson05.py seeds --seeds 0 1 2 --steps 2000    # the lesson's run, 3 seeds
+    python scripts/train_lesson05.py ablate --seeds 0 1 --steps 2000     # one change at a time
     python scripts/train_lesson05.py cgan ... --channels 64 --device cuda --save-to DIR   # on a GPU
     python scripts/train_lesson05.py register --from DIR/cgan_mnist.pt --dataset mnist \
         --device-used cuda --wall-seconds S --command "..."   # measure here, then ship
