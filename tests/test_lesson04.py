@@ -75,15 +75,15 @@ def test_steps_touch_only_their_own_player():
 
 
 def test_wgan_gp_covers_every_ring_mode_on_every_seed(one_thread):
-    """The lesson's claim at its default budget, with its own code and data: WGAN-GP (2,000 critic
-    steps, 400 generator steps) covers all 8 ring modes on seeds 0, 1, 2 (2,500 samples; a mode is
+    """The lesson's claim at its default budget, with its own code and data: WGAN-GP (1,000 critic
+    steps, 200 generator steps) covers all 8 ring modes on seeds 0, 1, 2 (2,500 samples; a mode is
     covered with 10 % of its fair share within 3 sigma). About 20 s on one core."""
     x = lesson.sample_toy("ring", 20_000, seed=0)
     centres, sigma = lesson.toy_modes("ring")
     for seed in (0, 1, 2):
         torch.manual_seed(seed)
         G, D = lesson.Generator(lesson.GAN2DConfig()), lesson.Discriminator(lesson.GAN2DConfig())
-        lesson.train_gan(G, D, x, lesson.GANTrainConfig(loss="wgan-gp", n_critic=5, steps=400,
+        lesson.train_gan(G, D, x, lesson.GANTrainConfig(loss="wgan-gp", n_critic=5, steps=200,
                                                           seed=seed))
         samples = G.sample(2500, generator=torch.Generator().manual_seed(1000 + seed))
         cov = metrics.mode_coverage(samples, centres, sigma, min_count=32)
